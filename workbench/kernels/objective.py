@@ -1,0 +1,346 @@
+"""The profiled ML deviance and REML criterion on lme4's scale, and their analytic gradient in θ.
+
+Ω(θ) = Λ̃'AΛ̃ + diag(I, 0) = LL' (Λ̃ = blockdiag(Λ, I)) is factored front by front, then the
+dense trailing block (see workbench.structure). With W the weights of log diag(L) in the
+criterion, ∂d/∂θₚ = ⟨S, Ω̇ₚ⟩ with S = L⁻ᵀWL⁻¹; S is needed only on the fronts' patterns and on
+the trailing block, and comes from the blocked Takahashi recurrence, parents before children.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from workbench.kernels.linalg import cholesky_lower, invert_lower
+from workbench.kernels.options import jit
+
+
+class Workspace(NamedTuple):
+    """Scratch arrays of one evaluation; `fronts` and `tt` hold the factor L afterwards."""
+
+    lam: np.ndarray  # (K, qmax, qmax)
+    grad_blocks: np.ndarray  # (K, qmax, qmax)
+    fronts: np.ndarray  # flat s×s front matrices: L's columns of each front
+    sfronts: np.ndarray  # flat s×s: S on each front's pattern
+    tt: np.ndarray  # (D, D) trailing block, then its Cholesky factor (lower)
+    stt: np.ndarray  # (D, D) S on the trailing block
+    dense: np.ndarray  # (D, D) scratch
+    col: np.ndarray  # (smax, qmax) scratch
+    col2: np.ndarray  # (smax, qmax) scratch
+    small: np.ndarray  # (2, qmax, qmax) scratch
+
+
+@jit
+def make_workspace(st):
+    """Allocate the scratch arrays for one structure."""
+    nterms = st.term_q.shape[0]
+    qmax = 1
+    for k in range(nterms):
+        qmax = max(qmax, st.term_q[k])
+    smax = 1
+    for f in range(st.front_term.shape[0]):
+        smax = max(smax, st.front_ptr[f + 1] - st.front_ptr[f])
+    d = st.row_term.shape[0] - st.t0
+    nmat = st.front_mat_ptr[st.front_mat_ptr.shape[0] - 1]
+    return Workspace(
+        np.zeros((nterms, qmax, qmax)),
+        np.zeros((nterms, qmax, qmax)),
+        np.zeros(nmat),
+        np.zeros(nmat),
+        np.zeros((d, d)),
+        np.zeros((d, d)),
+        np.zeros((d, d)),
+        np.zeros((smax, qmax)),
+        np.zeros((smax, qmax)),
+        np.zeros((2, qmax, qmax)),
+    )
+
+
+@jit
+def _set_lambda(theta, st, lam):
+    lam[:] = 0.0
+    for i in range(theta.shape[0]):
+        lam[st.theta_term[i], st.theta_row[i], st.theta_col[i]] = theta[i]
+
+
+@jit
+def _scale_rows(src, rows, st, lam, dst, ncol):
+    """dst[r, :ncol] = (Λ̃' src)[r, :ncol] over the rows of one front or of T (global `rows`)."""
+    for r in range(rows.shape[0]):
+        k = st.row_term[rows[r]]
+        if k < 0:
+            for c in range(ncol):
+                dst[r, c] = src[r, c]
+            continue
+        comp = st.row_comp[rows[r]]
+        base = r - comp
+        for c in range(ncol):
+            acc = 0.0
+            for c2 in range(comp, st.term_q[k]):
+                acc += lam[k, c2, comp] * src[base + c2, c]
+            dst[r, c] = acc
+
+
+@jit
+def _lower_rows(src, rows, st, lam, dst, ncol):
+    """dst[r, :ncol] = (Λ̃ src)[r, :ncol]: λ applied from the left, untransposed."""
+    for r in range(rows.shape[0]):
+        k = st.row_term[rows[r]]
+        if k < 0:
+            for c in range(ncol):
+                dst[r, c] = src[r, c]
+            continue
+        comp = st.row_comp[rows[r]]
+        base = r - comp
+        for c in range(ncol):
+            acc = 0.0
+            for c2 in range(comp + 1):
+                acc += lam[k, comp, c2] * src[base + c2, c]
+            dst[r, c] = acc
+
+
+@jit
+def _trailing_rows(st):
+    d = st.row_term.shape[0] - st.t0
+    return np.arange(st.t0, st.t0 + d)
+
+
+@jit
+def factorize(theta, st, cp, ws):
+    """Form and factor Ω(θ) into ws.fronts and ws.tt; False when it is not positive definite."""
+    lam = ws.lam
+    _set_lambda(theta, st, lam)
+    ws.fronts[:] = 0.0
+    tt = ws.tt
+    d = tt.shape[0]
+    trows = _trailing_rows(st)
+    # Λ̃_T' A_TT Λ̃_T: scale the columns (as rows of the symmetric A_TT), then the rows.
+    _scale_rows(cp.a_tt, trows, st, lam, ws.dense, d)
+    _scale_rows(ws.dense.T, trows, st, lam, tt, d)
+    for i in range(d):
+        if st.row_term[st.t0 + i] >= 0:
+            tt[i, i] += 1.0
+    nfront = st.front_term.shape[0]
+    for f in range(nfront):
+        lo = st.front_ptr[f]
+        s = st.front_ptr[f + 1] - lo
+        k = st.front_term[f]
+        q = st.term_q[k]
+        rows = st.front_rows[lo : lo + s]
+        fm = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((s, s))
+        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f
+        tmp = ws.col
+        for r in range(s):
+            for c in range(q):
+                acc = 0.0
+                for c2 in range(c, q):
+                    acc += acol[r, c2] * lam[k, c2, c]
+                tmp[r, c] = acc
+        _scale_rows(tmp, rows, st, lam, ws.col2, q)
+        for r in range(s):
+            for c in range(q):
+                fm[r, c] += ws.col2[r, c]
+        for c in range(q):
+            fm[c, c] += 1.0
+        if not cholesky_lower(fm, q):
+            return False
+        for r in range(q, s):
+            for c in range(q):
+                v = fm[r, c]
+                for c2 in range(c):
+                    v -= fm[r, c2] * fm[c, c2]
+                fm[r, c] = v / fm[c, c]
+        parent = st.front_parent[f]
+        if parent >= 0:
+            ps = st.front_ptr[parent + 1] - st.front_ptr[parent]
+            target = ws.fronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]].reshape((ps, ps))
+        else:
+            target = tt
+        relpos = st.front_relpos[lo + q : lo + s]
+        for a in range(q, s):
+            pa = relpos[a - q]
+            for b in range(q, a + 1):
+                v = fm[a, b]
+                for c in range(q):
+                    v -= fm[a, c] * fm[b, c]
+                target[pa, relpos[b - q]] += v
+    return cholesky_lower(tt, d)
+
+
+@jit
+def _weights(st, reml):
+    """Weights of 2·log diag(L) on the fixed-effect rows and on the response row."""
+    n, p = st.n, st.p
+    if reml:
+        return 1.0, float(n - p)
+    return 0.0, float(n)
+
+
+@jit
+def criterion(st, ws, reml):
+    """The deviance (ML) or REML criterion from the factor in `ws`."""
+    n, p = st.n, st.p
+    logdet = 0.0
+    for f in range(st.front_term.shape[0]):
+        s = st.front_ptr[f + 1] - st.front_ptr[f]
+        q = st.term_q[st.front_term[f]]
+        base = st.front_mat_ptr[f]
+        for c in range(q):
+            logdet += 2.0 * np.log(ws.fronts[base + c * s + c])
+    tt = ws.tt
+    d = tt.shape[0]
+    for i in range(d - 1):
+        if st.row_term[st.t0 + i] >= 0 or reml:
+            logdet += 2.0 * np.log(tt[i, i])
+    r2 = tt[d - 1, d - 1] ** 2
+    dof = float(n - p) if reml else float(n)
+    return logdet + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+
+
+@jit
+def _trailing_inverse(st, ws, reml):
+    """ws.stt = L_T⁻ᵀ W_T L_T⁻¹, full symmetric."""
+    tt, m, s = ws.tt, ws.dense, ws.stt
+    d = tt.shape[0]
+    invert_lower(tt, d, m)
+    w_fixed, w_y = _weights(st, reml)
+    w = np.ones(d)
+    for i in range(d - 1):
+        if st.row_term[st.t0 + i] < 0:
+            w[i] = w_fixed
+    w[d - 1] = w_y
+    for i in range(d):
+        for j in range(i + 1):
+            acc = 0.0
+            for k in range(i, d):
+                acc += m[k, i] * w[k] * m[k, j]
+            s[i, j] = acc
+            s[j, i] = acc
+
+
+@jit
+def gradient(st, cp, ws, reml, grad):
+    """Fill `grad` with ∂d/∂θ from the factor in `ws` (call `factorize` first)."""
+    lam, g = ws.lam, ws.grad_blocks
+    g[:] = 0.0
+    _trailing_inverse(st, ws, reml)
+    stt = ws.stt
+    d = stt.shape[0]
+    trows = _trailing_rows(st)
+    # B = Λ̃_T S_TT; trailing levels collect Σ_c A[(J,a), c] B[c, (J,b)].
+    _lower_rows(stt, trows, st, lam, ws.dense, d)
+    bt = ws.dense
+    for i in range(d):
+        k = st.row_term[st.t0 + i]
+        if k < 0:
+            continue
+        a = st.row_comp[st.t0 + i]
+        base = i - a
+        for b in range(st.term_q[k]):
+            acc = 0.0
+            for c in range(d):
+                acc += cp.a_tt[i, c] * bt[c, base + b]
+            g[k, a, b] += acc
+
+    for f in range(st.front_term.shape[0] - 1, -1, -1):
+        lo = st.front_ptr[f]
+        s = st.front_ptr[f + 1] - lo
+        k = st.front_term[f]
+        q = st.term_q[k]
+        rows = st.front_rows[lo : lo + s]
+        fm = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((s, s))
+        sm = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((s, s))
+        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        parent = st.front_parent[f]
+        if parent >= 0:
+            ps = st.front_ptr[parent + 1] - st.front_ptr[parent]
+            src = ws.sfronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]].reshape((ps, ps))
+        else:
+            src = stt
+        relpos = st.front_relpos[lo + q : lo + s]
+        for a in range(q, s):
+            for b in range(q, s):
+                sm[a, b] = src[relpos[a - q], relpos[b - q]]
+        # S_Rf = −S_RR L_Rf L_ff⁻¹
+        y = ws.col
+        for a in range(q, s):
+            for c in range(q):
+                acc = 0.0
+                for b in range(q, s):
+                    acc += sm[a, b] * fm[b, c]
+                y[a - q, c] = acc
+        for a in range(q, s):
+            for c in range(q - 1, -1, -1):
+                v = -y[a - q, c]
+                for c2 in range(c + 1, q):
+                    v -= sm[a, c2] * fm[c2, c]
+                sm[a, c] = v / fm[c, c]
+                sm[c, a] = sm[a, c]
+        # S_ff = L_ff⁻ᵀ (L_ff⁻¹ − L_Rf' S_Rf)
+        minv = ws.small[0]
+        z = ws.small[1]
+        invert_lower(fm, q, minv)
+        for c1 in range(q):
+            for c2 in range(q):
+                acc = minv[c1, c2]
+                for a in range(q, s):
+                    acc -= fm[a, c1] * sm[a, c2]
+                z[c1, c2] = acc
+        for c1 in range(q):
+            for c2 in range(q):
+                acc = 0.0
+                for kk in range(q):
+                    acc += minv[kk, c1] * z[kk, c2]
+                sm[c1, c2] = acc
+        for c1 in range(q):
+            for c2 in range(c1):
+                v = 0.5 * (sm[c1, c2] + sm[c2, c1])
+                sm[c1, c2] = v
+                sm[c2, c1] = v
+        # The front's own level: Σ_r A[r, (f,a)] (Λ̃S)[r, (f,b)].
+        bcol = ws.col2
+        _lower_rows(sm, rows, st, lam, bcol, q)
+        for a in range(q):
+            for b in range(q):
+                acc = 0.0
+                for r in range(s):
+                    acc += acol[r, a] * bcol[r, b]
+                g[k, a, b] += acc
+        # Later random levels J in the front: Σ_{c∈f} A[(J,a), c] (λ_f S_{f,J})[c, b].
+        r = q
+        while r < s:
+            kj = st.row_term[rows[r]]
+            if kj < 0:
+                break
+            qj = st.term_q[kj]
+            for a in range(qj):
+                for b in range(qj):
+                    acc = 0.0
+                    for c in range(q):
+                        ls = 0.0
+                        for c2 in range(c + 1):
+                            ls += lam[k, c, c2] * sm[r + b, c2]
+                        acc += acol[r + a, c] * ls
+                    g[kj, a, b] += acc
+            r += qj
+    for i in range(grad.shape[0]):
+        grad[i] = 2.0 * g[st.theta_term[i], st.theta_row[i], st.theta_col[i]]
+
+
+@jit
+def deviance(theta, st, cp, ws, reml):
+    """d(θ), or +inf where Ω(θ) is not positive definite."""
+    if not factorize(theta, st, cp, ws):
+        return np.inf
+    return criterion(st, ws, reml)
+
+
+@jit
+def deviance_and_gradient(theta, st, cp, ws, reml, grad):
+    """d(θ) and ∂d/∂θ into `grad`."""
+    if not factorize(theta, st, cp, ws):
+        grad[:] = np.nan
+        return np.inf
+    value = criterion(st, ws, reml)
+    gradient(st, cp, ws, reml, grad)
+    return value

@@ -1,0 +1,8 @@
+"""Jit options in one place: every kernel is compiled the same way."""
+
+import numba
+
+# cache: compiled kernels are reused across processes; fastmath stays off so results are
+# reproducible bit for bit and NaN checks keep working.
+jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+jit_parallel = numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
