@@ -1,0 +1,297 @@
+"""Layouts: the rows of one data set, covariates and grouping factors, made from a spec.
+
+A spec is the ``[layout]`` table of a study file. Its ``kind`` is one of
+
+- ``longitudinal``: ``subjects`` measured at ``times``, optionally with unbalanced
+  ``visits = {min = k}`` or ``dropout = p``;
+- ``nested``: ``levels = {state = 20, city = 5}`` (outer first) with ``size``
+  observations per innermost unit (an integer or ``{min, max}``); inner labels restart
+  at 1 within each parent, as in data that needs ``(1 | state/city)``;
+- ``crossed``: ``factors = {sender = 30, receiver = 30}`` with ``size`` observations per
+  cell, each cell kept with probability ``fraction``, optionally ``exclude_equal``;
+- ``table``: the rows of a CSV file at ``path``, optionally only some ``columns``.
+
+Every kind takes ``[layout.covariates.<name>]`` tables; see :mod:`workbench.covariates`.
+"""
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.checks import Checker, is_integer, is_number, key_path, show
+from workbench.covariates import Covariate, add_covariates, parse_covariates
+from workbench.errors import LayoutError
+
+__all__ = ["KINDS", "MAX_ROWS", "make_layout", "validate_layout"]
+
+KINDS = ("longitudinal", "nested", "crossed", "table")
+# A guard against typos such as ``subjects = 5000000``, which would exhaust memory.
+MAX_ROWS = 100_000_000
+
+_check = Checker(LayoutError)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What validation learned about a layout: how to make its rows and what they hold."""
+
+    rows: Callable[[np.random.Generator], pd.DataFrame]
+    columns: tuple[str, ...]
+    units: dict[str, tuple[str, ...]]  # column -> the columns that identify its units
+    innermost: tuple[str, ...]  # the columns that identify the smallest groups
+    max_rows: int
+
+
+def validate_layout(spec: Mapping, base_dir: Path | None = None, prefix: str = "layout") -> None:
+    """Check a layout spec without generating it; raise `LayoutError` naming the bad key.
+
+    Parameters
+    ----------
+    spec : Mapping
+        The ``[layout]`` table.
+    base_dir : Path, optional
+        The folder a ``table`` layout's ``path`` is relative to (default: the working folder).
+    prefix : str
+        The key path of ``spec`` in the study file, used in error messages.
+    """
+    _plan(spec, base_dir, prefix)
+
+
+def make_layout(
+    spec: Mapping,
+    rng: np.random.Generator,
+    base_dir: Path | None = None,
+    prefix: str = "layout",
+) -> pd.DataFrame:
+    """Make the rows of one data set from a layout spec, drawing only from ``rng``.
+
+    Raises `LayoutError` for an invalid spec, and for a ``crossed`` layout whose random
+    ``fraction`` happened to keep no cell.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    plan, covariates = _plan(spec, base_dir, prefix)
+    frame = plan.rows(rng)
+    return add_covariates(frame, covariates, plan.units, plan.innermost, rng)
+
+
+def _plan(spec: Mapping, base_dir: Path | None, prefix: str) -> tuple[Plan, list[Covariate]]:
+    spec = _check.table(spec, prefix)
+    kind_path = key_path(prefix, "kind")
+    if "kind" not in spec:
+        _check.fail(kind_path, f"required key is missing (one of: {', '.join(KINDS)})")
+    kind = spec["kind"]
+    if kind not in KINDS:
+        _check.fail(kind_path, f"must be one of {' | '.join(KINDS)}, got {show(kind)}")
+    settings = {key: value for key, value in spec.items() if key != "covariates"}
+    plan = _PLANNERS[kind](settings, prefix, base_dir)
+    if plan.max_rows > MAX_ROWS:
+        _check.fail(prefix, f"would have up to {plan.max_rows:,} rows, more than {MAX_ROWS:,}")
+    covariates = parse_covariates(
+        spec.get("covariates", {}), key_path(prefix, "covariates"), plan.columns
+    )
+    return plan, covariates
+
+
+def _allow(spec: Mapping, prefix: str, required: tuple[str, ...], optional: tuple[str, ...]):
+    _check.keys(spec, prefix, ("kind", *required), (*optional, "covariates"))
+
+
+def _name(spec: Mapping, key: str, default: str, prefix: str) -> str:
+    return _check.string(spec.get(key, default), key_path(prefix, key))
+
+
+def _counts(value, path: str, noun: str, minimum: int) -> dict[str, int]:
+    """Check a table of factor name -> number of levels, in the file's order."""
+    if not isinstance(value, Mapping) or len(value) < minimum:
+        need = "a table" if minimum <= 1 else f"a table of at least {minimum} entries"
+        _check.fail(path, f"must be {need} like {{{noun} = 10, ...}}, got {show(value)}")
+    return {name: _check.integer(count, key_path(path, name), 1) for name, count in value.items()}
+
+
+def _labels(counts: list[int]) -> list[np.ndarray]:
+    """Labels 1..k of each factor over all combinations, the first factor varying slowest."""
+    labels, stride = [], math.prod(counts)
+    combination = np.arange(stride)
+    for count in counts:
+        stride //= count
+        labels.append(combination // stride % count + 1)
+    return labels
+
+
+# --- longitudinal ---------------------------------------------------------------------
+
+
+def _plan_longitudinal(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+    _allow(spec, prefix, ("subjects", "times"), ("subject", "time", "visits", "dropout"))
+    subjects = _check.integer(spec["subjects"], key_path(prefix, "subjects"), 1)
+    times_path = key_path(prefix, "times")
+    times = spec["times"]
+    if not (isinstance(times, list) and times and all(is_number(t) for t in times)):
+        _check.fail(times_path, f"must be a non-empty list of numbers, got {show(times)}")
+    if any(later <= earlier for earlier, later in zip(times, times[1:])):
+        _check.fail(times_path, f"must be increasing, got {show(times)}")
+    subject = _name(spec, "subject", "subject", prefix)
+    time = _name(spec, "time", "time", prefix)
+    if time == subject:
+        _check.fail(key_path(prefix, "time"), f"same column name as {key_path(prefix, 'subject')}")
+    visits = _visit_rule(spec, prefix, len(times))
+    rows = partial(_longitudinal_rows, subjects, np.asarray(times), subject, time, visits)
+    return Plan(rows, (subject, time), {subject: (subject,), time: (time,)}, (subject,),
+                subjects * len(times))
+
+
+def _visit_rule(spec: Mapping, prefix: str, n_times: int) -> tuple[str, float] | None:
+    """Return ("min", k), ("dropout", p) or None for balanced visits."""
+    if "visits" in spec and "dropout" in spec:
+        _check.fail(key_path(prefix, "dropout"), f"cannot be combined with {key_path(prefix, 'visits')}")
+    if "dropout" in spec:
+        dropout = _check.number_in(spec["dropout"], key_path(prefix, "dropout"), (0, 1))
+        return ("dropout", dropout)
+    if "visits" in spec:
+        visits_path = key_path(prefix, "visits")
+        visits = spec["visits"]
+        if not isinstance(visits, Mapping):
+            _check.fail(visits_path, f"must be a table like {{min = 3}}, got {show(visits)}")
+        _check.keys(visits, visits_path, ("min",))
+        return ("min", _check.integer(visits["min"], key_path(visits_path, "min"), 1, n_times))
+    return None
+
+
+def _longitudinal_rows(subjects, times, subject, time, visits, rng) -> pd.DataFrame:
+    n_times = len(times)
+    if visits is None:
+        counts = np.full(subjects, n_times)
+    elif visits[0] == "min":
+        counts = rng.integers(visits[1], n_times, size=subjects, endpoint=True)
+    else:
+        # A subject stays for each later visit until the first dropout draw succeeds.
+        stays = rng.random((subjects, n_times - 1)) >= visits[1]
+        counts = 1 + np.cumprod(stays, axis=1).sum(axis=1)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    visit = np.arange(counts.sum()) - starts
+    return pd.DataFrame(
+        {subject: np.repeat(np.arange(1, subjects + 1), counts), time: times[visit]}
+    )
+
+
+# --- nested ---------------------------------------------------------------------------
+
+
+def _plan_nested(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+    _allow(spec, prefix, ("levels",), ("size",))
+    levels = _counts(spec["levels"], key_path(prefix, "levels"), "state", 1)
+    size = _size(spec.get("size", 1), key_path(prefix, "size"))
+    names = tuple(levels)
+    units = {name: names[: i + 1] for i, name in enumerate(names)}
+    rows = partial(_nested_rows, levels, size)
+    largest = size if isinstance(size, int) else size[1]
+    return Plan(rows, names, units, names, math.prod(levels.values()) * largest)
+
+
+def _size(value, path: str) -> int | tuple[int, int]:
+    """Check an observation count: a positive integer, or {min, max} for random counts."""
+    if isinstance(value, Mapping):
+        _check.keys(value, path, ("min", "max"))
+        low = _check.integer(value["min"], key_path(path, "min"), 1)
+        high = _check.integer(value["max"], key_path(path, "max"), 1)
+        if high < low:
+            _check.fail(key_path(path, "max"), f"must be at least {key_path(path, 'min')} ({low}), got {high}")
+        return low, high
+    if not (is_integer(value) and value >= 1):
+        _check.fail(path, f"must be a positive integer or a table {{min, max}}, got {show(value)}")
+    return int(value)
+
+
+def _nested_rows(levels: dict[str, int], size, rng) -> pd.DataFrame:
+    labels = _labels(list(levels.values()))
+    n_units = len(labels[0])
+    if isinstance(size, int):
+        sizes = np.full(n_units, size)
+    else:
+        sizes = rng.integers(size[0], size[1], size=n_units, endpoint=True)
+    return pd.DataFrame({name: np.repeat(label, sizes) for name, label in zip(levels, labels)})
+
+
+# --- crossed --------------------------------------------------------------------------
+
+
+def _plan_crossed(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+    _allow(spec, prefix, ("factors",), ("size", "fraction", "exclude_equal"))
+    factors = _counts(spec["factors"], key_path(prefix, "factors"), "sender", 2)
+    size = _check.integer(spec.get("size", 1), key_path(prefix, "size"), 1)
+    fraction = _check.number_in(spec.get("fraction", 1.0), key_path(prefix, "fraction"), (0, 1), "right")
+    exclude_path = key_path(prefix, "exclude_equal")
+    exclude_equal = _check.boolean(spec.get("exclude_equal", False), exclude_path)
+    if exclude_equal and len(set(factors.values())) > 1:
+        _check.fail(exclude_path, f"needs factors with equal numbers of levels, got {show(factors)}")
+    if exclude_equal and next(iter(factors.values())) == 1:
+        _check.fail(exclude_path, "leaves no cell when every factor has one level")
+    names = tuple(factors)
+    rows = partial(_crossed_rows, factors, size, fraction, exclude_equal, key_path(prefix, "fraction"))
+    return Plan(rows, names, {name: (name,) for name in names}, names,
+                math.prod(factors.values()) * size)
+
+
+def _crossed_rows(factors: dict[str, int], size, fraction, exclude_equal, fraction_path, rng):
+    labels = _labels(list(factors.values()))
+    keep = np.ones(len(labels[0]), dtype=bool)
+    if exclude_equal:
+        keep &= ~np.all([label == labels[0] for label in labels[1:]], axis=0)
+    if fraction < 1:
+        keep &= rng.random(len(keep)) < fraction
+    if not keep.any():
+        _check.fail(fraction_path, f"kept no cell this time (fraction {fraction:g}); use a larger fraction")
+    return pd.DataFrame({name: np.repeat(label[keep], size) for name, label in zip(factors, labels)})
+
+
+# --- table ----------------------------------------------------------------------------
+
+
+def _plan_table(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+    _allow(spec, prefix, ("path",), ("columns",))
+    path_key = key_path(prefix, "path")
+    folder = Path.cwd() if base_dir is None else Path(base_dir)
+    file = (folder / _check.string(spec["path"], path_key)).resolve()
+    if not file.is_file():
+        _check.fail(path_key, f"no such file: {file}")
+    try:
+        table = pd.read_csv(file, low_memory=False)
+    except (ValueError, OSError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        _check.fail(path_key, f"cannot read {file} as CSV: {reason}")
+    if table.empty:
+        _check.fail(path_key, f"{file} has no rows")
+    if "columns" in spec:
+        table = table[_columns(spec["columns"], key_path(prefix, "columns"), list(table.columns))]
+    names = tuple(table.columns)
+    rows = partial(_table_rows, table)
+    return Plan(rows, names, {name: (name,) for name in names}, (), len(table))
+
+
+def _columns(value, path: str, available: list[str]) -> list[str]:
+    if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        _check.fail(path, f"must be a non-empty list of column names, got {show(value)}")
+    for i, name in enumerate(value):
+        if name not in available:
+            _check.fail(path, f"unknown column {show(name)} (the file has: {', '.join(available)})")
+        if name in value[:i]:
+            _check.fail(path, f"column {show(name)} is listed twice")
+    return value
+
+
+def _table_rows(table: pd.DataFrame, rng) -> pd.DataFrame:
+    return table.copy()
+
+
+_PLANNERS = {
+    "longitudinal": _plan_longitudinal,
+    "nested": _plan_nested,
+    "crossed": _plan_crossed,
+    "table": _plan_table,
+}
