@@ -275,7 +275,8 @@ def test_format_table():
     std_error = np.where(np.arange(2) == 0, 1.0, np.nan)
     summary = summarise(make_raw(estimate, std_error, 0.0, params=params))
     text = format_table(summary)
-    for word in params + ["ML", "REML", "bias", "empirical SE", "coverage", "layout.subjects = 10", "point 1"]:
+    words = ["ML", "REML", "bias", "empirical SE", "coverage", "layout.subjects = 10", "point 1"]
+    for word in params + words:
         assert word in text
     one = format_table(summary, point=1)
     assert "point 1: layout.subjects = 20" in one and "point 0" not in one

@@ -17,7 +17,8 @@ value theta, mean theta_bar and model standard errors s_i:
 with var(s_i^2) the sample variance (divisor n_sim - 1). Two measures are derived from
 these: relbias = bias / theta with MCSE = MCSE(bias) / |theta|, and rmse = sqrt(mse) with
 MCSE(mse) / (2 rmse) by the delta method. The model-SE measures and coverage use the
-replicates whose standard error is also finite (their count is ``n_with_se``).
+replicates whose standard error is also finite (their count ``n_with_se`` is n_sim in
+those formulas; the empirical-SE term of the relative error keeps ``n_used``).
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     if not 0 < level < 1:
         raise ValueError(f"level: must be between 0 and 1, got {level}")
     z = float(ndtri((1 + level) / 2))
-    cell = ("point", "method", "param", "replicate")
+    cell, fit = ("point", "method", "param", "replicate"), ("point", "method", "replicate")
     estimate = _values(raw["estimate"], cell)
     std_error = _values(raw["std_error"], cell)
     truth = _values(raw["truth"], ("point", "param"))[:, np.newaxis, :]
     done = _done(raw)
-    converged = _values(raw["converged"], cell[:2] + cell[3:]).astype(bool) & done[:, np.newaxis, :]
-    singular = _values(raw["singular"], cell[:2] + cell[3:]).astype(bool) & done[:, np.newaxis, :]
+    # Replicates not yet computed hold fill values; the done mask overrides them.
+    converged = _values(raw["converged"], fit).astype(bool) & done[:, np.newaxis, :]
+    singular = _values(raw["singular"], fit).astype(bool) & done[:, np.newaxis, :]
 
     usable = np.isfinite(estimate) & done[:, np.newaxis, np.newaxis, :]
     subsets = {"all": usable, "converged": usable & converged[:, :, np.newaxis, :]}
@@ -239,7 +241,8 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str) -> str:
     heading = f"point {_plain(cell['point'].values)}" + (f": {settings}" if settings else "")
     methods = [str(m) for m in cell["method"].values]
     shares = "; ".join(
-        f"{m} converged {text('converged_share', {'method': m})}, singular {text('singular_share', {'method': m})}"
+        f"{m} converged {text('converged_share', {'method': m})}, "
+        f"singular {text('singular_share', {'method': m})}"
         for m in methods
     )
     header = ["parameter"] + [label for _ in methods for _, label in _COLUMNS]
@@ -258,7 +261,8 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str) -> str:
         return group_gap.join(parts).rstrip()
 
     block_widths = [sum(widths[i] for i in block) + (per_method - 1) * len(column_gap) for block in blocks]
-    method_line = group_gap.join([" " * widths[0]] + [m.center(w, "-") for m, w in zip(methods, block_widths)])
+    titles = [m.center(width, "-") for m, width in zip(methods, block_widths)]
+    method_line = group_gap.join([" " * widths[0], *titles])
     level = cell.attrs.get("level", 0.95)
     return "\n".join(
         [
