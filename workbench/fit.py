@@ -1,0 +1,185 @@
+"""`workbench.fit`: maximum-likelihood and REML fits of linear mixed models, at lme4's optimum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workbench.design import Design, build_design
+from workbench.kernels.objective import criterion, factorize, make_workspace
+from workbench.kernels.optimize import CONVERGED, minimize
+from workbench.result import FitResult, varcorr_frame
+from workbench.structure import CrossProducts, Structure, build_structure, cross_products
+
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of λ
+GRADIENT_TOL = 1e-7  # relative to 1 + |d|
+MAX_ITER = 500
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A design with its factor structure and cross-products: everything a fit needs."""
+
+    design: Design
+    structure: Structure
+    products: CrossProducts
+
+    @classmethod
+    def build(cls, design: Design) -> "Problem":
+        structure = build_structure(design)
+        return cls(design, structure, cross_products(design, structure))
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """Where the optimiser stopped."""
+
+    theta: np.ndarray
+    objective: float
+    n_evals: int
+    gradient_norm: float
+    return_code: int
+
+    @property
+    def converged(self) -> bool:
+        return self.return_code == CONVERGED
+
+
+def optimize(problem: Problem, reml: bool, start: np.ndarray | None = None) -> Optimum:
+    """Minimise the (RE)ML criterion; a second start when the first result is doubtful.
+
+    A result is doubtful when the optimiser did not converge or stopped on the boundary
+    (a singular fit may be a local optimum reached from lme4's identity start).
+    """
+    design = problem.design
+    lower = design.theta_lower_bounds()
+    starts = [design.theta_start() if start is None else np.asarray(start, float)]
+    best = None
+    total_evals = 0
+    for attempt in range(2):
+        ws = make_workspace(problem.structure)
+        theta = np.empty(design.ntheta)
+        value, evals, pg, code = minimize(
+            starts[attempt], lower, problem.structure, problem.products, ws, reml, GRADIENT_TOL, MAX_ITER, theta
+        )
+        total_evals += evals
+        if best is None or value < best.objective:
+            best = Optimum(theta.copy(), float(value), 0, float(pg), int(code))
+        doubtful = code != CONVERGED or bool(np.any(theta[lower == 0] < SINGULAR_TOL))
+        if not doubtful or attempt == 1:
+            break
+        # a start away from both the boundary and the first one
+        starts.append(np.where(lower == 0, 0.5 + np.abs(theta), 0.5 * theta))
+    return Optimum(best.theta, best.objective, total_evals, best.gradient_norm, best.return_code)
+
+
+def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
+    """Fit `formula` (lme4 syntax) to `data` by REML (default) or maximum likelihood."""
+    design = build_design(formula, data)
+    problem = Problem.build(design)
+    return summarize_fit(problem, optimize(problem, reml), reml)
+
+
+def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
+    """The full result at an optimum: fixed effects, their SEs, variance components, BLUPs."""
+    design, st = problem.design, problem.structure
+    ws = make_workspace(st)
+    factorize(optimum.theta, st, problem.products, ws)
+    objective = float(criterion(st, ws, reml))
+    solution = _solve(st, ws)
+    n, p = design.n, design.p
+    tt = ws.tt
+    d = tt.shape[0]
+    r2 = tt[d - 1, d - 1] ** 2
+    sigma2 = r2 / (n - p if reml else n)
+    lxx = np.tril(tt[d - 1 - p : d - 1, d - 1 - p : d - 1])
+    nrandom = len(st.row_term) - p - 1
+    beta = solution[nrandom:]
+    if p:
+        inv = np.linalg.inv(lxx)
+        vcov = sigma2 * inv.T @ inv
+    else:
+        vcov = np.zeros((0, 0))
+    names = list(design.fixef_names)
+    lower = design.theta_lower_bounds()
+    singular = bool(np.any(optimum.theta[lower == 0] < SINGULAR_TOL))
+    return FitResult(
+        formula=design.formula.text,
+        reml=reml,
+        objective=objective,
+        loglik=-0.5 * objective,
+        sigma=float(np.sqrt(sigma2)),
+        theta=optimum.theta.copy(),
+        fixef=pd.Series(beta, index=names, dtype=float),
+        fixef_se=pd.Series(np.sqrt(np.diag(vcov)), index=names, dtype=float),
+        vcov=pd.DataFrame(vcov, index=names, columns=names),
+        varcorr=varcorr_frame(design, optimum.theta, float(np.sqrt(sigma2))),
+        ranef=_ranef(design, st, optimum.theta, solution),
+        converged=optimum.converged,
+        singular=singular,
+        n_evals=optimum.n_evals,
+        gradient_norm=optimum.gradient_norm,
+        return_code=optimum.return_code,
+        n_obs=n,
+        n_levels={t.group: t.nlevels for t in design.terms},
+    )
+
+
+def _solve(st: Structure, ws) -> np.ndarray:
+    """[u; β] = L⁻ᵀ ℓ_y: back-substitution through the trailing block, then the fronts in reverse."""
+    tt = ws.tt
+    d = tt.shape[0]
+    total = len(st.row_term)
+    x = np.zeros(total - 1)
+    if d > 1:
+        lower = np.tril(tt[: d - 1, : d - 1])
+        x[st.t0 :] = np.linalg.solve(lower.T, tt[d - 1, : d - 1]) if d > 1 else []
+    for f in range(len(st.front_term) - 1, -1, -1):
+        lo, hi = st.front_ptr[f], st.front_ptr[f + 1]
+        s = hi - lo
+        q = int(st.term_q[st.front_term[f]])
+        rows = st.front_rows[lo:hi]
+        fm = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape(s, s)
+        rhs = fm[s - 1, :q] - fm[q : s - 1, :q].T @ x[rows[q : s - 1]]
+        x[rows[:q]] = np.linalg.solve(np.tril(fm[:q, :q]).T, rhs)
+    return x
+
+
+def _ranef(design: Design, st: Structure, theta: np.ndarray, solution: np.ndarray) -> dict[str, pd.DataFrame]:
+    """Conditional modes b = Λu per grouping factor (terms on the same factor side by side)."""
+    out: dict[str, pd.DataFrame] = {}
+    start = 0
+    for k, term in enumerate(design.terms):
+        lam = np.zeros((term.q, term.q))
+        rows, cols = np.tril_indices(term.q)
+        order = np.lexsort((rows, cols))  # column-major
+        lam[rows[order], cols[order]] = theta[start : start + term.ntheta]
+        start += term.ntheta
+        u = solution[st.term_row0[k] : st.term_row0[k] + term.q * term.nlevels].reshape(term.nlevels, term.q)
+        frame = pd.DataFrame(u @ lam.T, index=pd.Index(term.levels, name=term.group), columns=list(term.names))
+        out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
+    return out
+
+
+def loglik(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) -> float:
+    """The log-likelihood at given (β, θ, σ) (not profiled).
+
+    −2ℓ = log|L_Z|² + n log(2πσ²) + (r²(θ) + ‖L_XX'(β − β̂(θ))‖²)/σ².
+    """
+    problem = Problem.build(design)
+    st = problem.structure
+    ws = make_workspace(st)
+    factorize(np.asarray(theta, float), st, problem.products, ws)
+    ml = criterion(st, ws, False)  # log|L_Z|² + n(1 + log(2π r²/n))
+    tt = ws.tt
+    d = tt.shape[0]
+    n, p = design.n, design.p
+    r2 = tt[d - 1, d - 1] ** 2
+    logdet_z = ml - n * (1.0 + np.log(2.0 * np.pi * r2 / n))
+    beta_hat = _solve(st, ws)[len(st.row_term) - p - 1 :]
+    lxx = np.tril(tt[d - 1 - p : d - 1, d - 1 - p : d - 1])
+    shift = lxx.T @ (np.asarray(beta, float) - beta_hat)
+    minus2 = logdet_z + n * np.log(2.0 * np.pi * sigma**2) + (r2 + shift @ shift) / sigma**2
+    return float(-0.5 * minus2)
