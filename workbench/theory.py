@@ -31,6 +31,7 @@ double precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import exp, log, sqrt
 
 import numpy as np
@@ -65,6 +66,7 @@ class _OneWay:
 
     @property
     def lam(self) -> float:
+        """lambda = var_e + n var_a, the expected mean square between groups."""
         return 1.0 + self.size * self.ratio
 
     @property
@@ -100,6 +102,7 @@ def _check(groups, size, var_a, var_e, method) -> _OneWay:
 
 
 def _z(level: float) -> float:
+    """Normal quantile of a two-sided interval of the given level."""
     if not 0 < level < 1:
         raise ValueError(f"level: must be between 0 and 1, got {level}")
     return float(special.ndtri((1 + level) / 2))
@@ -112,12 +115,14 @@ def _chi_pdf(s: float, dof: int) -> float:
     return exp((dof - 1) * log(s) - 0.5 * s * s - (0.5 * dof - 1) * log(2.0) - special.gammaln(0.5 * dof))
 
 
+@lru_cache(maxsize=64)
 def _chi_range(dof: int) -> tuple[float, float]:
     """Interval holding all but 2 * _TAIL of the chi(dof) probability."""
     return sqrt(stats.chi2.ppf(_TAIL, dof)), sqrt(stats.chi2.isf(_TAIL, dof))
 
 
 def _quad(func, lower: float, upper: float, points=None) -> float:
+    """Adaptive quadrature of func over [lower, upper], 0 for an empty interval."""
     if upper <= lower:
         return 0.0
     inside = [p for p in (points or ()) if lower < p < upper]
