@@ -365,6 +365,7 @@ BAD_SPECS = [
     (with_(NESTED, levels={}), "layout.levels: must be a table like {state = 10, ...}, got {}"),
     (with_(NESTED, levels=[20, 5]), "layout.levels: must be a table like {state = 10, ...}, got [20, 5]"),
     (with_(NESTED, levels={"state": 2, "city": 0}), "layout.levels.city: must be a positive integer, got 0"),
+    (with_(NESTED, levels={"state": 2, "": 3}), 'layout.levels."": a factor needs a non-empty name'),
     (with_(NESTED, size=0), "layout.size: must be a positive integer or a table {min, max}, got 0"),
     (with_(NESTED, size="5"), 'layout.size: must be a positive integer or a table {min, max}, got "5"'),
     (with_(NESTED, size={"min": 4, "max": 2}), "layout.size.max: must be at least layout.size.min (4), got 2"),

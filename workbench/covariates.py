@@ -94,7 +94,8 @@ def _check_uniform(params: dict, path: str) -> None:
     low = _check.number(params["low"], key_path(path, "low"))
     high = _check.number(params["high"], key_path(path, "high"))
     if high <= low:
-        _check.fail(key_path(path, "high"), f"must be greater than {key_path(path, 'low')} ({show(low)}), got {show(high)}")
+        bound = f"{key_path(path, 'low')} ({show(low)})"
+        _check.fail(key_path(path, "high"), f"must be greater than {bound}, got {show(high)}")
 
 
 def _check_binary(params: dict, path: str) -> None:
@@ -112,7 +113,8 @@ def _check_categorical(params: dict, path: str) -> None:
     ):
         _check.fail(
             key_path(path, "probs"),
-            f"must be {len(levels)} non-negative numbers (one per level) summing to 1, got {show(probs)}",
+            f"must be {len(levels)} non-negative numbers (one per level) summing to 1, "
+            f"got {show(probs)}",
         )
 
 

@@ -37,7 +37,7 @@ _check = Checker(LayoutError)
 
 
 @dataclass(frozen=True)
-class Plan:
+class _Plan:
     """What validation learned about a layout: how to make its rows and what they hold."""
 
     rows: Callable[[np.random.Generator], pd.DataFrame]
@@ -80,7 +80,7 @@ def make_layout(
     return add_covariates(frame, covariates, plan.units, plan.innermost, rng)
 
 
-def _plan(spec: Mapping, base_dir: Path | None, prefix: str) -> tuple[Plan, list[Covariate]]:
+def _plan(spec: Mapping, base_dir: Path | None, prefix: str) -> tuple[_Plan, list[Covariate]]:
     spec = _check.table(spec, prefix)
     kind_path = key_path(prefix, "kind")
     if "kind" not in spec:
@@ -111,6 +111,9 @@ def _counts(value, path: str, noun: str, minimum: int) -> dict[str, int]:
     if not isinstance(value, Mapping) or len(value) < minimum:
         need = "a table" if minimum <= 1 else f"a table of at least {minimum} entries"
         _check.fail(path, f"must be {need} like {{{noun} = 10, ...}}, got {show(value)}")
+    for name in value:
+        if not name:
+            _check.fail(key_path(path, name), "a factor needs a non-empty name")
     return {name: _check.integer(count, key_path(path, name), 1) for name, count in value.items()}
 
 
@@ -127,7 +130,7 @@ def _labels(counts: list[int]) -> list[np.ndarray]:
 # --- longitudinal ---------------------------------------------------------------------
 
 
-def _plan_longitudinal(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+def _plan_longitudinal(spec: Mapping, prefix: str, base_dir: Path | None) -> _Plan:
     _allow(spec, prefix, ("subjects", "times"), ("subject", "time", "visits", "dropout"))
     subjects = _check.integer(spec["subjects"], key_path(prefix, "subjects"), 1)
     times_path = key_path(prefix, "times")
@@ -142,14 +145,15 @@ def _plan_longitudinal(spec: Mapping, prefix: str, base_dir: Path | None) -> Pla
         _check.fail(key_path(prefix, "time"), f"same column name as {key_path(prefix, 'subject')}")
     visits = _visit_rule(spec, prefix, len(times))
     rows = partial(_longitudinal_rows, subjects, np.asarray(times), subject, time, visits)
-    return Plan(rows, (subject, time), {subject: (subject,), time: (time,)}, (subject,),
+    return _Plan(rows, (subject, time), {subject: (subject,), time: (time,)}, (subject,),
                 subjects * len(times))
 
 
 def _visit_rule(spec: Mapping, prefix: str, n_times: int) -> tuple[str, float] | None:
     """Return ("min", k), ("dropout", p) or None for balanced visits."""
     if "visits" in spec and "dropout" in spec:
-        _check.fail(key_path(prefix, "dropout"), f"cannot be combined with {key_path(prefix, 'visits')}")
+        visits_path = key_path(prefix, "visits")
+        _check.fail(key_path(prefix, "dropout"), f"cannot be combined with {visits_path}")
     if "dropout" in spec:
         dropout = _check.number_in(spec["dropout"], key_path(prefix, "dropout"), (0, 1))
         return ("dropout", dropout)
@@ -183,7 +187,7 @@ def _longitudinal_rows(subjects, times, subject, time, visits, rng) -> pd.DataFr
 # --- nested ---------------------------------------------------------------------------
 
 
-def _plan_nested(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+def _plan_nested(spec: Mapping, prefix: str, base_dir: Path | None) -> _Plan:
     _allow(spec, prefix, ("levels",), ("size",))
     levels = _counts(spec["levels"], key_path(prefix, "levels"), "state", 1)
     size = _size(spec.get("size", 1), key_path(prefix, "size"))
@@ -191,7 +195,7 @@ def _plan_nested(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
     units = {name: names[: i + 1] for i, name in enumerate(names)}
     rows = partial(_nested_rows, levels, size)
     largest = size if isinstance(size, int) else size[1]
-    return Plan(rows, names, units, names, math.prod(levels.values()) * largest)
+    return _Plan(rows, names, units, names, math.prod(levels.values()) * largest)
 
 
 def _size(value, path: str) -> int | tuple[int, int]:
@@ -201,7 +205,8 @@ def _size(value, path: str) -> int | tuple[int, int]:
         low = _check.integer(value["min"], key_path(path, "min"), 1)
         high = _check.integer(value["max"], key_path(path, "max"), 1)
         if high < low:
-            _check.fail(key_path(path, "max"), f"must be at least {key_path(path, 'min')} ({low}), got {high}")
+            minimum = f"{key_path(path, 'min')} ({low})"
+            _check.fail(key_path(path, "max"), f"must be at least {minimum}, got {high}")
         return low, high
     if not (is_integer(value) and value >= 1):
         _check.fail(path, f"must be a positive integer or a table {{min, max}}, got {show(value)}")
@@ -221,20 +226,23 @@ def _nested_rows(levels: dict[str, int], size, rng) -> pd.DataFrame:
 # --- crossed --------------------------------------------------------------------------
 
 
-def _plan_crossed(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+def _plan_crossed(spec: Mapping, prefix: str, base_dir: Path | None) -> _Plan:
     _allow(spec, prefix, ("factors",), ("size", "fraction", "exclude_equal"))
     factors = _counts(spec["factors"], key_path(prefix, "factors"), "sender", 2)
     size = _check.integer(spec.get("size", 1), key_path(prefix, "size"), 1)
-    fraction = _check.number_in(spec.get("fraction", 1.0), key_path(prefix, "fraction"), (0, 1), "right")
+    fraction_path = key_path(prefix, "fraction")
+    fraction = _check.number_in(spec.get("fraction", 1.0), fraction_path, (0, 1), "right")
     exclude_path = key_path(prefix, "exclude_equal")
     exclude_equal = _check.boolean(spec.get("exclude_equal", False), exclude_path)
     if exclude_equal and len(set(factors.values())) > 1:
-        _check.fail(exclude_path, f"needs factors with equal numbers of levels, got {show(factors)}")
+        _check.fail(
+            exclude_path, f"needs factors with equal numbers of levels, got {show(factors)}"
+        )
     if exclude_equal and next(iter(factors.values())) == 1:
         _check.fail(exclude_path, "leaves no cell when every factor has one level")
     names = tuple(factors)
-    rows = partial(_crossed_rows, factors, size, fraction, exclude_equal, key_path(prefix, "fraction"))
-    return Plan(rows, names, {name: (name,) for name in names}, names,
+    rows = partial(_crossed_rows, factors, size, fraction, exclude_equal, fraction_path)
+    return _Plan(rows, names, {name: (name,) for name in names}, names,
                 math.prod(factors.values()) * size)
 
 
@@ -246,14 +254,17 @@ def _crossed_rows(factors: dict[str, int], size, fraction, exclude_equal, fracti
     if fraction < 1:
         keep &= rng.random(len(keep)) < fraction
     if not keep.any():
-        _check.fail(fraction_path, f"kept no cell this time (fraction {fraction:g}); use a larger fraction")
-    return pd.DataFrame({name: np.repeat(label[keep], size) for name, label in zip(factors, labels)})
+        _check.fail(
+            fraction_path, f"kept no cell this time (fraction {fraction:g}); use a larger fraction"
+        )
+    columns = {name: np.repeat(label[keep], size) for name, label in zip(factors, labels)}
+    return pd.DataFrame(columns)
 
 
 # --- table ----------------------------------------------------------------------------
 
 
-def _plan_table(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
+def _plan_table(spec: Mapping, prefix: str, base_dir: Path | None) -> _Plan:
     _allow(spec, prefix, ("path",), ("columns",))
     path_key = key_path(prefix, "path")
     folder = Path.cwd() if base_dir is None else Path(base_dir)
@@ -271,7 +282,7 @@ def _plan_table(spec: Mapping, prefix: str, base_dir: Path | None) -> Plan:
         table = table[_columns(spec["columns"], key_path(prefix, "columns"), list(table.columns))]
     names = tuple(table.columns)
     rows = partial(_table_rows, table)
-    return Plan(rows, names, {name: (name,) for name in names}, (), len(table))
+    return _Plan(rows, names, {name: (name,) for name in names}, (), len(table))
 
 
 def _columns(value, path: str, available: list[str]) -> list[str]:
@@ -279,7 +290,8 @@ def _columns(value, path: str, available: list[str]) -> list[str]:
         _check.fail(path, f"must be a non-empty list of column names, got {show(value)}")
     for i, name in enumerate(value):
         if name not in available:
-            _check.fail(path, f"unknown column {show(name)} (the file has: {', '.join(available)})")
+            known = ", ".join(available)
+            _check.fail(path, f"unknown column {show(name)} (the file has: {known})")
         if name in value[:i]:
             _check.fail(path, f"column {show(name)} is listed twice")
     return value

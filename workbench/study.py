@@ -1,0 +1,397 @@
+"""The study file: read and validate a study TOML, and expand its grid into design points.
+
+A study file has the tables ``[study]`` (``name``, ``seed``, ``replicates``, ``methods``),
+``[model]`` (``formula``), ``[layout]`` (see :mod:`workbench.layout`), ``[truth]``
+(``beta``, ``sigma``, ``re.<group>.sd``, ``re.<group>.corr``) and optionally ``[grid]``
+(quoted dotted paths to lists of values), ``[execution]`` and ``[summary]``. Any mistake is
+reported as one `StudyError` line that starts with the key path.
+
+Only structural checks happen here. Checks that need the formula (every random term has an
+SD, the beta names match the fixed effects) belong to the caller, through
+`Study.check_points`.
+"""
+
+import copy
+import itertools
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.checks import Checker, key_path, show
+from workbench.errors import StudyError, TruthError, WorkbenchError
+from workbench.layout import validate_layout
+
+__all__ = [
+    "METHODS",
+    "DesignPoint",
+    "Execution",
+    "Study",
+    "load_study",
+    "parse_study",
+    "validate_truth",
+]
+
+METHODS = ("ML", "REML")
+_TABLES_REQUIRED = ("study", "model", "layout", "truth")
+_TABLES_OPTIONAL = ("grid", "execution", "summary")
+# Only the data-generating tables can vary between design points.
+_GRID_ROOTS = ("layout", "truth")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# One key of a grid path: a TOML basic or literal string, or anything without dots and quotes.
+_SEGMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"' + r"|'[^'\n]*'" + r"""|[^."']+""")
+_DEFAULT_CHUNK_SIZE = 64
+_DEFAULT_LEVEL = 0.95
+# Correlation matrices may be singular (|corr| = 1); allow rounding below zero.
+_EIGENVALUE_TOLERANCE = 1e-10
+
+_check = Checker(StudyError)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a study runs: worker processes, replicates per chunk, optional dask scheduler."""
+
+    workers: int
+    chunk_size: int = _DEFAULT_CHUNK_SIZE
+    scheduler: str | None = None
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """One design point: the grid values it takes and its layout and truth with them."""
+
+    index: int
+    factors: dict[str, Any]
+    layout: dict[str, Any]
+    truth: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study file.
+
+    ``grid`` maps each grid path, as written in the file, to its values; the design
+    points are their full factorial, the first path varying slowest.
+    """
+
+    name: str
+    seed: int
+    replicates: int
+    methods: tuple[str, ...]
+    formula: str
+    layout: dict[str, Any]
+    truth: dict[str, Any]
+    grid: dict[str, tuple[Any, ...]]
+    execution: Execution
+    level: float
+    text: str
+    base_dir: Path
+
+    def points(self) -> list[DesignPoint]:
+        """Return the design points; with no grid, one point with no factors."""
+        paths = [_grid_segments(path) for path in self.grid]
+        points = []
+        for index, values in enumerate(itertools.product(*self.grid.values())):
+            document = {"layout": copy.deepcopy(self.layout), "truth": copy.deepcopy(self.truth)}
+            for segments, value in zip(paths, values):
+                _set(document, segments, copy.deepcopy(value))
+            factors = dict(zip(self.grid, copy.deepcopy(values)))
+            points.append(DesignPoint(index, factors, document["layout"], document["truth"]))
+        return points
+
+    def check_points(self, check: Callable[[DesignPoint], None]) -> None:
+        """Call ``check(point)`` for each point; a `WorkbenchError` becomes a `StudyError`.
+
+        The message gains `` (grid point i)`` unless the file's own values, without the
+        grid, fail the same way.
+        """
+        base = DesignPoint(0, {}, copy.deepcopy(self.layout), copy.deepcopy(self.truth))
+        _check_each(self.points(), check, base, bool(self.grid))
+
+
+def load_study(path: str | os.PathLike) -> Study:
+    """Read and validate the study file at ``path``; raise `StudyError` for any mistake."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError(f"{file}: no such file") from None
+    except UnicodeDecodeError:
+        raise StudyError(f"{file}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise StudyError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    return parse_study(text, file.resolve().parent, source=str(file))
+
+
+def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
+    """Validate the study file ``text``; relative paths in it are relative to ``base_dir``.
+
+    Parameters
+    ----------
+    text : str
+        The TOML text.
+    base_dir : Path
+        The folder of the study file.
+    source : str
+        What to call the text in messages about the file as a whole, e.g. its path.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{source}: not valid TOML: {' '.join(str(exc).split())}") from None
+    if not document:
+        raise StudyError(f"{source}: the file is empty")
+    _check.keys(document, "", _TABLES_REQUIRED, _TABLES_OPTIONAL, noun="table")
+    study = _check.table(document["study"], "study")
+    _check.keys(study, "study", ("name", "seed", "replicates"), ("methods",))
+    model = _check.table(document["model"], "model")
+    _check.keys(model, "model", ("formula",))
+    formula = model["formula"]
+    if not (isinstance(formula, str) and "~" in formula):
+        wanted = 'must be a formula such as "y ~ 1 + (1 | g)"'
+        _check.fail("model.formula", f"{wanted}, got {show(formula)}")
+    result = Study(
+        name=_study_name(study["name"]),
+        seed=_check.integer(study["seed"], "study.seed", 0),
+        replicates=_check.integer(study["replicates"], "study.replicates", 1),
+        methods=_methods(study.get("methods", list(METHODS))),
+        formula=formula,
+        layout=document["layout"],
+        truth=document["truth"],
+        grid=_grid(document),
+        execution=_execution(document.get("execution", {})),
+        level=_level(document.get("summary", {})),
+        text=text,
+        base_dir=Path(base_dir),
+    )
+    base = DesignPoint(0, {}, result.layout, result.truth)
+    _check_each(result.points(), _structure_checker(result.base_dir), base, bool(result.grid))
+    return result
+
+
+def validate_truth(truth: Any, prefix: str = "truth") -> None:
+    """Check the shape of a truth table (types and ranges); raise `TruthError` naming the key."""
+    check = Checker(TruthError)
+    truth = check.table(truth, prefix)
+    check.keys(truth, prefix, ("beta", "sigma"), ("re",))
+    beta_path = key_path(prefix, "beta")
+    for name, value in check.table(truth["beta"], beta_path).items():
+        check.number(value, key_path(beta_path, name))
+    check.positive_number(truth["sigma"], key_path(prefix, "sigma"))
+    re_path = key_path(prefix, "re")
+    for group, term in check.table(truth.get("re", {}), re_path).items():
+        _check_term(check, term, key_path(re_path, group))
+
+
+def _check_term(check: Checker, term: Any, path: str) -> None:
+    """Check one grouping factor's SDs and correlations."""
+    term = check.table(term, path)
+    check.keys(term, path, ("sd",), ("corr",))
+    sd_path, corr_path = key_path(path, "sd"), key_path(path, "corr")
+    sd = check.table(term["sd"], sd_path)
+    if not sd:
+        check.fail(sd_path, "must give the SD of at least one term")
+    for name, value in sd.items():
+        check.non_negative_number(value, key_path(sd_path, name))
+    names = list(sd)
+    correlation = np.eye(len(names))
+    given: set[frozenset[str]] = set()
+    for key, value in check.table(term.get("corr", {}), corr_path).items():
+        pair_path = key_path(corr_path, key)
+        pair = _corr_pair(key, names)
+        if pair is None:
+            check.fail(pair_path, f'must name two different terms of {sd_path} as "a:b"')
+        if frozenset(pair) in given:
+            check.fail(pair_path, "repeats a correlation given before")
+        given.add(frozenset(pair))
+        i, j = names.index(pair[0]), names.index(pair[1])
+        correlation[i, j] = correlation[j, i] = check.number_in(value, pair_path, (-1, 1))
+    if np.linalg.eigvalsh(correlation).min() < -_EIGENVALUE_TOLERANCE:
+        check.fail(corr_path, "is not a valid correlation matrix (not positive semi-definite)")
+
+
+def _corr_pair(key: str, names: list[str]) -> tuple[str, str] | None:
+    """Split "a:b" into two different SD names; None if no split (or more than one) fits."""
+    splits = [
+        (key[:i], key[i + 1 :])
+        for i, char in enumerate(key)
+        if char == ":" and key[:i] in names and key[i + 1 :] in names and key[:i] != key[i + 1 :]
+    ]
+    return splits[0] if len(splits) == 1 else None
+
+
+def _study_name(name: Any) -> str:
+    if not (isinstance(name, str) and _NAME.fullmatch(name) and name.strip(".")):
+        _check.fail(
+            "study.name",
+            f"must be a folder name of letters, digits, '_', '.' and '-', got {show(name)}",
+        )
+    return name
+
+
+def _methods(methods: Any) -> tuple[str, ...]:
+    if not (isinstance(methods, list) and methods and all(m in METHODS for m in methods)):
+        wanted = 'must be a non-empty list of "ML" and "REML"'
+        _check.fail("study.methods", f"{wanted}, got {show(methods)}")
+    for i, method in enumerate(methods):
+        if method in methods[:i]:
+            _check.fail("study.methods", f"lists {show(method)} twice")
+    return tuple(methods)
+
+
+def _execution(table: Any) -> Execution:
+    table = _check.table(table, "execution")
+    _check.keys(table, "execution", (), ("workers", "chunk_size", "scheduler"))
+    workers = _check.integer(table.get("workers", _cpu_count()), "execution.workers", 1)
+    chunk_size = table.get("chunk_size", _DEFAULT_CHUNK_SIZE)
+    chunk_size = _check.integer(chunk_size, "execution.chunk_size", 1)
+    scheduler = table.get("scheduler")
+    if scheduler is not None and not (
+        isinstance(scheduler, str) and scheduler.startswith("tcp://") and len(scheduler) > 6
+    ):
+        wanted = 'must be an address like "tcp://host:8786"'
+        _check.fail("execution.scheduler", f"{wanted}, got {show(scheduler)}")
+    return Execution(workers, chunk_size, scheduler)
+
+
+def _cpu_count() -> int:
+    """The number of CPUs this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _level(table: Any) -> float:
+    table = _check.table(table, "summary")
+    _check.keys(table, "summary", (), ("level",))
+    level = table.get("level", _DEFAULT_LEVEL)
+    return float(_check.number_in(level, "summary.level", (0, 1), "neither"))
+
+
+# --- grid -----------------------------------------------------------------------------
+
+
+def _grid(document: Mapping) -> dict[str, tuple[Any, ...]]:
+    """Check the grid table: paths to existing layout or truth keys, each with a list of values."""
+    grid = _check.table(document.get("grid", {}), "grid")
+    seen: dict[tuple[str, ...], str] = {}
+    result = {}
+    for path, values in grid.items():
+        where = key_path("grid", path)
+        if not (isinstance(values, list) and values):
+            # An unquoted dotted key makes a table: the commonest mistake in a grid.
+            hint = ' (quote dotted paths: "layout.subjects" = [...])'
+            hint = hint if isinstance(values, Mapping) else ""
+            _check.fail(where, f"must be a non-empty list of values, got {show(values)}{hint}")
+        segments = _grid_segments(path)
+        if segments is None:
+            _check.fail(where, "is not a valid dotted key path")
+        if not _exists(document, segments):
+            _check.fail(where, "no such key in the study file")
+        if segments[0] not in _GRID_ROOTS:
+            _check.fail(where, "only keys under layout and truth can vary over the grid")
+        for other, other_where in seen.items():
+            shorter = min(len(other), len(segments))
+            if other[:shorter] == segments[:shorter]:
+                _check.fail(where, f"overlaps {other_where}")
+        seen[segments] = where
+        result[path] = tuple(values)
+    return result
+
+
+def _grid_segments(path: str) -> tuple[str, ...] | None:
+    """Split a grid path into keys at its dots; a key may be quoted as in TOML, e.g. 'a."b.c"'."""
+    segments, position = [], 0
+    while True:
+        match = _SEGMENT.match(path, position)
+        if match is None:
+            return None
+        token = match.group()
+        if token[0] in "\"'":
+            try:
+                segments.append(tomllib.loads(f"key = {token}")["key"])
+            except tomllib.TOMLDecodeError:
+                return None
+        elif token.strip():
+            segments.append(token.strip())
+        else:
+            return None
+        position = match.end()
+        if position == len(path):
+            return tuple(segments)
+        if path[position] != ".":
+            return None
+        position += 1
+
+
+def _exists(document: Mapping, segments: tuple[str, ...]) -> bool:
+    for segment in segments:
+        if not (isinstance(document, Mapping) and segment in document):
+            return False
+        document = document[segment]
+    return True
+
+
+def _set(document: dict, segments: tuple[str, ...], value: Any) -> None:
+    for segment in segments[:-1]:
+        document = document[segment]
+    document[segments[-1]] = value
+
+
+# --- checking every point -------------------------------------------------------------
+
+
+def _structure_checker(base_dir: Path) -> Callable[[DesignPoint], None]:
+    def check(point: DesignPoint) -> None:
+        validate_layout(point.layout, base_dir, prefix="layout")
+        validate_truth(point.truth, prefix="truth")
+
+    return check
+
+
+def _check_each(
+    points: list[DesignPoint],
+    check: Callable[[DesignPoint], None],
+    base: DesignPoint,
+    has_grid: bool,
+) -> None:
+    """Run ``check`` on each point; raise `StudyError` with the first failure's message.
+
+    With a grid the message names the point, unless the file's own values (``base``) fail
+    with the same message: then the mistake is in the file, not in a grid value.
+    """
+    checked: list[tuple[DesignPoint, WorkbenchError | None]] = []
+    for point in points:
+        # Points often share their layout or truth; check each distinct pair once.
+        known = [e for p, e in checked if (p.layout, p.truth) == (point.layout, point.truth)]
+        failure = known[0] if known else _failure(check, point)
+        checked.append((point, failure))
+        if failure is None:
+            continue
+        message = str(failure)
+        if has_grid and _base_message(check, base) != message:
+            message = f"{message} (grid point {point.index})"
+        raise StudyError(message) from failure
+
+
+def _failure(check: Callable[[DesignPoint], None], point: DesignPoint) -> WorkbenchError | None:
+    try:
+        check(point)
+    except WorkbenchError as exc:
+        return exc
+    return None
+
+
+def _base_message(check: Callable[[DesignPoint], None], base: DesignPoint) -> str | None:
+    """The failure of the file's own values, which may be placeholders a check cannot handle."""
+    try:
+        failure = _failure(check, base)
+    except Exception:  # noqa: BLE001 - any other failure differs from the point's message
+        return None
+    return None if failure is None else str(failure)
