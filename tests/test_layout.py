@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.errors import LayoutError
@@ -124,7 +124,6 @@ def test_nested_random_sizes_stay_in_range():
     assert set(sizes) == {2, 3, 4}
 
 
-@settings(max_examples=40, deadline=None)
 @given(
     counts=st.lists(st.integers(1, 4), min_size=1, max_size=3),
     size=st.integers(1, 3),
@@ -172,7 +171,6 @@ def test_crossed_fraction_that_keeps_no_cell_is_an_error():
         make(spec)
 
 
-@settings(max_examples=40, deadline=None)
 @given(counts=st.lists(st.integers(1, 5), min_size=2, max_size=3), size=st.integers(1, 3))
 def test_crossed_rows_are_product_of_factors_times_size(counts, size):
     factors = {f"f{i}": count for i, count in enumerate(counts)}

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.errors import StudyError, TruthError, WorkbenchError
@@ -146,7 +146,6 @@ def test_grid_path_may_name_a_key_with_parentheses_unquoted():
     assert [p.truth["beta"]["(Intercept)"] for p in parse(text).points()] == [1.0, 2.0]
 
 
-@settings(max_examples=25, deadline=None)
 @given(sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3))
 def test_number_of_points_is_the_product_of_grid_lengths(sizes):
     keys = ['"layout.subjects"', '"truth.sigma"', '"truth.beta.time"']
