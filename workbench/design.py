@@ -133,7 +133,7 @@ def build_design(formula: str | Formula, data: pd.DataFrame, response_required: 
         response = frame[parsed.response]
         if not pd.api.types.is_numeric_dtype(response) or pd.api.types.is_bool_dtype(response):
             raise DataError(f"data: the response {parsed.response!r} must be numeric, got {response.dtype}")
-        y = response.to_numpy(dtype=float)
+        y = np.array(response.to_numpy(dtype=float))  # a writable copy: kernels take one array type
     else:
         y = np.zeros(len(frame))
 
@@ -163,12 +163,38 @@ def _lme4_name(name: str) -> str:
 
 
 def _model_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    direct = _plain_columns(expr, frame)
+    if direct is not None:
+        return direct
     try:
         matrix = formulaic.model_matrix(expr, frame, na_action="raise")
     except Exception as exc:
         raise FormulaError(f"formula: cannot build {expr!r}: {str(exc).splitlines()[0]}") from None
     names = tuple(_lme4_name(str(c)) for c in matrix.columns)
-    return np.asarray(matrix, dtype=float).reshape(len(frame), -1), names
+    return np.array(matrix, dtype=float).reshape(len(frame), -1), names
+
+
+def _plain_columns(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """The model matrix of `1 + a + b` (numeric columns only) without formulaic, else None.
+
+    Most mixed-model formulas are of this form, and formulaic's generality costs
+    milliseconds per call, more than a small fit.
+    """
+    parts = [part.strip() for part in expr.split("+")]
+    intercept = "0" not in parts and "-1" not in parts
+    names = [part for part in parts if part not in ("0", "1", "-1")]
+    for name in names:
+        if name not in frame.columns:
+            return None
+        column = frame[name]
+        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            return None
+    if len(set(names)) != len(names):
+        return None
+    columns = [np.ones(len(frame))] if intercept else []
+    columns += [frame[name].to_numpy(dtype=float) for name in names]
+    matrix = np.column_stack(columns) if columns else np.zeros((len(frame), 0))
+    return matrix, (("(Intercept)",) if intercept else ()) + tuple(names)
 
 
 def _fixed_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.design import Design, build_design
-from workbench.kernels.objective import criterion, factorize, make_workspace
+from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
 from workbench.kernels.optimize import CONVERGED, minimize
 from workbench.result import FitResult, varcorr_frame
 from workbench.structure import CrossProducts, Structure, build_structure, cross_products
@@ -88,7 +88,7 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
     ws = make_workspace(st)
     factorize(optimum.theta, st, problem.products, ws)
     objective = float(criterion(st, ws, reml))
-    solution = _solve(st, ws)
+    solution = solve_effects(st, ws)
     n, p = design.n, design.p
     tt = ws.tt
     d = tt.shape[0]
@@ -127,26 +127,6 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
     )
 
 
-def _solve(st: Structure, ws) -> np.ndarray:
-    """[u; β] = L⁻ᵀ ℓ_y: back-substitution through the trailing block, then the fronts in reverse."""
-    tt = ws.tt
-    d = tt.shape[0]
-    total = len(st.row_term)
-    x = np.zeros(total - 1)
-    if d > 1:
-        lower = np.tril(tt[: d - 1, : d - 1])
-        x[st.t0 :] = np.linalg.solve(lower.T, tt[d - 1, : d - 1]) if d > 1 else []
-    for f in range(len(st.front_term) - 1, -1, -1):
-        lo, hi = st.front_ptr[f], st.front_ptr[f + 1]
-        s = hi - lo
-        q = int(st.term_q[st.front_term[f]])
-        rows = st.front_rows[lo:hi]
-        fm = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape(s, s)
-        rhs = fm[s - 1, :q] - fm[q : s - 1, :q].T @ x[rows[q : s - 1]]
-        x[rows[:q]] = np.linalg.solve(np.tril(fm[:q, :q]).T, rhs)
-    return x
-
-
 def _ranef(design: Design, st: Structure, theta: np.ndarray, solution: np.ndarray) -> dict[str, pd.DataFrame]:
     """Conditional modes b = Λu per grouping factor (terms on the same factor side by side)."""
     out: dict[str, pd.DataFrame] = {}
@@ -178,7 +158,7 @@ def loglik(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) ->
     n, p = design.n, design.p
     r2 = tt[d - 1, d - 1] ** 2
     logdet_z = ml - n * (1.0 + np.log(2.0 * np.pi * r2 / n))
-    beta_hat = _solve(st, ws)[len(st.row_term) - p - 1 :]
+    beta_hat = solve_effects(st, ws)[len(st.row_term) - p - 1 :]
     lxx = np.tril(tt[d - 1 - p : d - 1, d - 1 - p : d - 1])
     shift = lxx.T @ (np.asarray(beta, float) - beta_hat)
     minus2 = logdet_z + n * np.log(2.0 * np.pi * sigma**2) + (r2 + shift @ shift) / sigma**2

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
 
 from workbench.design import Design
+from workbench.kernels.products import fill_products
 
 
 class Structure(NamedTuple):
@@ -33,8 +33,8 @@ class Structure(NamedTuple):
     front_rows: np.ndarray  # global rows of each front, sorted; the front's own q rows first
     front_relpos: np.ndarray  # position of each non-own row in the parent front, or in T
     front_parent: np.ndarray  # (F,) parent front, -1 when the update goes to T
-    front_mat_ptr: np.ndarray  # (F+1,) offsets of the s×s front matrices
-    front_acol_ptr: np.ndarray  # (F+1,) offsets of the s×q column blocks of A
+    front_mat_ptr: np.ndarray  # (F+1,) offsets of the s×s matrices of fronts with children (0 for leaves)
+    front_acol_ptr: np.ndarray  # (F+1,) offsets of every front's s×q column blocks (A, L and S)
     row_term: np.ndarray  # (N,) term of each global row, -1 for X and y
     row_comp: np.ndarray  # (N,) effect index within its level
     t0: int  # first global row of T
@@ -81,28 +81,17 @@ def build_structure(design: Design) -> Structure:
         row_term[rows] = k
         row_comp[rows] = np.tile(np.arange(t.q), t.nlevels)
 
-    a_csc = _cross_products(design, term_row0, total).tocsc()
     fixed_rows = np.arange(nrandom, total)
-
-    # Trailing rows each front touches: its own A column plus its children's, plus X and y.
-    front_term, front_level, patterns = [], [], []
+    patterns = _trailing_patterns(design, nprefix, term_row0, t0)
+    front_term, front_level = [], []
     front0 = []
     for k in range(nprefix):
         front0.append(len(front_term))
-        t = terms[k]
-        for j in range(t.nlevels):
-            first = term_row0[k] + j * t.q
-            rows = a_csc.indices[a_csc.indptr[first] : a_csc.indptr[first + t.q]]
-            patterns.append(set(rows[rows >= t0].tolist()))
-            front_term.append(k)
-            front_level.append(j)
+        front_term.extend([k] * terms[k].nlevels)
+        front_level.extend(range(terms[k].nlevels))
     front_parent = np.full(len(front_term), -1, np.int64)
     for k in range(nprefix - 1):
-        for j in range(terms[k].nlevels):
-            f = front0[k] + j
-            g = front0[k + 1] + int(parents[k][j])
-            front_parent[f] = g
-            patterns[g] |= patterns[f]
+        front_parent[front0[k] : front0[k] + terms[k].nlevels] = front0[k + 1] + parents[k]
 
     front_rows_list = []
     for f, (k, j) in enumerate(zip(front_term, front_level)):
@@ -114,7 +103,7 @@ def build_structure(design: Design) -> Structure:
             level = front_level[g]
             ancestors.append(term_row0[kk] + level * terms[kk].q + np.arange(terms[kk].q))
             g = front_parent[g]
-        trailing = np.array(sorted(patterns[f] | set(fixed_rows.tolist())), np.int64)
+        trailing = np.concatenate([patterns[f], fixed_rows])
         front_rows_list.append(np.concatenate([own, *ancestors, trailing]).astype(np.int64))
 
     front_ptr = np.concatenate([[0], np.cumsum([len(r) for r in front_rows_list])]).astype(np.int64)
@@ -132,7 +121,9 @@ def build_structure(design: Design) -> Structure:
         front_relpos[front_ptr[f] + q : front_ptr[f + 1]] = pos
     front_q = term_q[np.array(front_term, np.int64)] if front_term else np.zeros(0, np.int64)
     front_size = np.diff(front_ptr)
-    front_mat_ptr = np.concatenate([[0], np.cumsum(front_size**2)]).astype(np.int64)
+    has_children = np.zeros(len(front_size), bool)
+    has_children[front_parent[front_parent >= 0]] = True
+    front_mat_ptr = np.concatenate([[0], np.cumsum(np.where(has_children, front_size**2, 0))]).astype(np.int64)
     front_acol_ptr = np.concatenate([[0], np.cumsum(front_size * front_q)]).astype(np.int64)
 
     theta_term, theta_row, theta_col = design.theta_map()
@@ -158,37 +149,51 @@ def build_structure(design: Design) -> Structure:
     )
 
 
-def _cross_products(design: Design, term_row0: np.ndarray, total: int) -> sp.csr_matrix:
-    """A = [Z X y]'[Z X y] as a sparse matrix, built without a dense n × q matrix."""
-    n = design.n
-    rows, cols, vals = [], [], []
+def _trailing_patterns(design: Design, nprefix: int, term_row0: np.ndarray, t0: int) -> list[np.ndarray]:
+    """The trailing random rows that share an observation with each front's level (sorted).
+
+    By nesting, a parent level's observations are its children's, so this already holds the
+    union of its children's patterns.
+    """
+    terms = design.terms
+    nfront = sum(t.nlevels for t in terms[:nprefix])
+    if nprefix == len(terms):
+        return [np.zeros(0, np.int64)] * nfront
+    keys = []
+    span = int(term_row0[-1] + terms[-1].q * terms[-1].nlevels) - t0
+    offset = 0
+    for k in range(nprefix):
+        front = offset + terms[k].codes
+        for l in range(nprefix, len(terms)):
+            for a in range(terms[l].q):
+                row = term_row0[l] + terms[l].codes * terms[l].q + a - t0
+                keys.append(front * span + row)
+        offset += terms[k].nlevels
+    keys = np.unique(np.concatenate(keys))
+    fronts, rows = np.divmod(keys, span)
+    bounds = np.searchsorted(fronts, np.arange(nfront + 1))
+    return [rows[bounds[f] : bounds[f + 1]] + t0 for f in range(nfront)]
+
+
+def term_arrays(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """Level codes (K, n) and columns (K, n, qmax) of all terms, for the kernels."""
+    qmax = max(t.q for t in design.terms)
+    codes = np.stack([t.codes for t in design.terms]).astype(np.int64)
+    z = np.zeros((len(design.terms), design.n, qmax))
     for k, t in enumerate(design.terms):
-        for a in range(t.q):
-            rows.append(np.arange(n))
-            cols.append(term_row0[k] + t.codes * t.q + a)
-            vals.append(t.z[:, a])
-    nrandom = total - design.p - 1
-    for j in range(design.p):
-        rows.append(np.arange(n))
-        cols.append(np.full(n, nrandom + j))
-        vals.append(design.x[:, j])
-    rows.append(np.arange(n))
-    cols.append(np.full(n, total - 1))
-    vals.append(design.y)
-    zxy = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, total))
-    return (zxy.T @ zxy).tocsr()
+        z[k, :, : t.q] = t.z
+    return codes, z
+
+
+def front_starts(structure: Structure) -> np.ndarray:
+    """The first front of each prefix term."""
+    return np.searchsorted(structure.front_term, np.arange(structure.nprefix)).astype(np.int64)
 
 
 def cross_products(design: Design, structure: Structure) -> CrossProducts:
     """The numeric A blocks for the kernels, in the layout `structure` describes."""
-    total = len(structure.row_term)
-    a = _cross_products(design, structure.term_row0, total).tocsc()
-    a_front = np.zeros(structure.front_acol_ptr[-1])
-    for f in range(len(structure.front_term)):
-        rows = structure.front_rows[structure.front_ptr[f] : structure.front_ptr[f + 1]]
-        q = int(structure.term_q[structure.front_term[f]])
-        block = a[:, rows[:q]][rows, :].toarray()
-        a_front[structure.front_acol_ptr[f] : structure.front_acol_ptr[f + 1]] = block.ravel()
-    t0 = structure.t0
-    a_tt = np.ascontiguousarray(a[t0:, t0:].toarray())
-    return CrossProducts(a_front, a_tt)
+    codes, z = term_arrays(design)
+    d = len(structure.row_term) - structure.t0
+    products = CrossProducts(np.zeros(structure.front_acol_ptr[-1]), np.zeros((d, d)))
+    fill_products(codes, z, design.x, design.y, structure, front_starts(structure), *products, False)
+    return products

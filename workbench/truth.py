@@ -295,4 +295,3 @@ def _known_keys(table: Mapping, path: str, allowed: tuple[str, ...]) -> None:
     for key in table:
         if key not in allowed:
             raise TruthError(f"{_key(path, str(key))}: unknown key (expected one of: {', '.join(allowed)})")
-

@@ -10,17 +10,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from workbench.kernels.lapack import LAPACK_MIN_SIZE, cholesky_lower_lapack, gram_lower_lapack, invert_lower_lapack
 from workbench.kernels.linalg import cholesky_lower, invert_lower
 from workbench.kernels.options import jit
 
 
 class Workspace(NamedTuple):
-    """Scratch arrays of one evaluation; `fronts` and `tt` hold the factor L afterwards."""
+    """Scratch arrays of one evaluation; `lcol` and `tt` hold the factor L afterwards."""
 
     lam: np.ndarray  # (K, qmax, qmax)
     grad_blocks: np.ndarray  # (K, qmax, qmax)
-    fronts: np.ndarray  # flat s×s front matrices: L's columns of each front
-    sfronts: np.ndarray  # flat s×s: S on each front's pattern
+    fronts: np.ndarray  # flat s×s: children's updates gathered in fronts that have children
+    sfronts: np.ndarray  # flat s×s: S on the whole pattern of fronts that have children
+    lcol: np.ndarray  # flat s×q: L's columns of every front
+    scol: np.ndarray  # flat s×q: S's columns of every front
     tt: np.ndarray  # (D, D) trailing block, then its Cholesky factor (lower)
     stt: np.ndarray  # (D, D) S on the trailing block
     dense: np.ndarray  # (D, D) scratch
@@ -41,11 +44,14 @@ def make_workspace(st):
         smax = max(smax, st.front_ptr[f + 1] - st.front_ptr[f])
     d = st.row_term.shape[0] - st.t0
     nmat = st.front_mat_ptr[st.front_mat_ptr.shape[0] - 1]
+    ncol = st.front_acol_ptr[st.front_acol_ptr.shape[0] - 1]
     return Workspace(
         np.zeros((nterms, qmax, qmax)),
         np.zeros((nterms, qmax, qmax)),
         np.zeros(nmat),
         np.zeros(nmat),
+        np.zeros(ncol),
+        np.zeros(ncol),
         np.zeros((d, d)),
         np.zeros((d, d)),
         np.zeros((d, d)),
@@ -126,30 +132,33 @@ def factorize(theta, st, cp, ws):
         k = st.front_term[f]
         q = st.term_q[k]
         rows = st.front_rows[lo : lo + s]
-        fm = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((s, s))
+        acc = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((-1, s))
+        gathered = acc.shape[0] > 0
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
         acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
-        # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f
+        # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f, plus what the children passed up
         tmp = ws.col
         for r in range(s):
             for c in range(q):
-                acc = 0.0
+                v = 0.0
                 for c2 in range(c, q):
-                    acc += acol[r, c2] * lam[k, c2, c]
-                tmp[r, c] = acc
-        _scale_rows(tmp, rows, st, lam, ws.col2, q)
-        for r in range(s):
-            for c in range(q):
-                fm[r, c] += ws.col2[r, c]
+                    v += acol[r, c2] * lam[k, c2, c]
+                tmp[r, c] = v
+        _scale_rows(tmp, rows, st, lam, lf, q)
+        if gathered:
+            for r in range(s):
+                for c in range(q):
+                    lf[r, c] += acc[r, c]
         for c in range(q):
-            fm[c, c] += 1.0
-        if not cholesky_lower(fm, q):
+            lf[c, c] += 1.0
+        if not cholesky_lower(lf, q):
             return False
         for r in range(q, s):
             for c in range(q):
-                v = fm[r, c]
+                v = lf[r, c]
                 for c2 in range(c):
-                    v -= fm[r, c2] * fm[c, c2]
-                fm[r, c] = v / fm[c, c]
+                    v -= lf[r, c2] * lf[c, c2]
+                lf[r, c] = v / lf[c, c]
         parent = st.front_parent[f]
         if parent >= 0:
             ps = st.front_ptr[parent + 1] - st.front_ptr[parent]
@@ -160,10 +169,12 @@ def factorize(theta, st, cp, ws):
         for a in range(q, s):
             pa = relpos[a - q]
             for b in range(q, a + 1):
-                v = fm[a, b]
+                v = acc[a, b] if gathered else 0.0
                 for c in range(q):
-                    v -= fm[a, c] * fm[b, c]
+                    v -= lf[a, c] * lf[b, c]
                 target[pa, relpos[b - q]] += v
+    if d >= LAPACK_MIN_SIZE:
+        return cholesky_lower_lapack(tt)
     return cholesky_lower(tt, d)
 
 
@@ -182,11 +193,10 @@ def criterion(st, ws, reml):
     n, p = st.n, st.p
     logdet = 0.0
     for f in range(st.front_term.shape[0]):
-        s = st.front_ptr[f + 1] - st.front_ptr[f]
         q = st.term_q[st.front_term[f]]
-        base = st.front_mat_ptr[f]
+        base = st.front_acol_ptr[f]
         for c in range(q):
-            logdet += 2.0 * np.log(ws.fronts[base + c * s + c])
+            logdet += 2.0 * np.log(ws.lcol[base + c * q + c])
     tt = ws.tt
     d = tt.shape[0]
     for i in range(d - 1):
@@ -202,13 +212,32 @@ def _trailing_inverse(st, ws, reml):
     """ws.stt = L_T⁻ᵀ W_T L_T⁻¹, full symmetric."""
     tt, m, s = ws.tt, ws.dense, ws.stt
     d = tt.shape[0]
-    invert_lower(tt, d, m)
     w_fixed, w_y = _weights(st, reml)
     w = np.ones(d)
     for i in range(d - 1):
         if st.row_term[st.t0 + i] < 0:
             w[i] = w_fixed
     w[d - 1] = w_y
+    if d >= LAPACK_MIN_SIZE:
+        # M'M by LAPACK, then the rank-(p+1) correction for the weights that are not 1
+        for i in range(d):
+            for j in range(i + 1):
+                s[i, j] = tt[i, j]
+        invert_lower_lapack(s)
+        first = d - 1 - st.p
+        rows = s[first:, :].copy()
+        gram_lower_lapack(s)
+        for i in range(d):
+            for j in range(i + 1):
+                acc = s[i, j]
+                for r in range(d - first):
+                    k = first + r
+                    if k >= i:
+                        acc += (w[k] - 1.0) * rows[r, i] * rows[r, j]
+                s[i, j] = acc
+                s[j, i] = acc
+        return
+    invert_lower(tt, d, m)
     for i in range(d):
         for j in range(i + 1):
             acc = 0.0
@@ -248,8 +277,8 @@ def gradient(st, cp, ws, reml, grad):
         k = st.front_term[f]
         q = st.term_q[k]
         rows = st.front_rows[lo : lo + s]
-        fm = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((s, s))
-        sm = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((s, s))
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        sm = ws.scol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
         acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
         parent = st.front_parent[f]
         if parent >= 0:
@@ -258,45 +287,52 @@ def gradient(st, cp, ws, reml, grad):
         else:
             src = stt
         relpos = st.front_relpos[lo + q : lo + s]
-        for a in range(q, s):
-            for b in range(q, s):
-                sm[a, b] = src[relpos[a - q], relpos[b - q]]
-        # S_Rf = −S_RR L_Rf L_ff⁻¹
+        # S_Rf = −S_RR L_Rf L_ff⁻¹, with S_RR read from the parent's S (or S_TT)
         y = ws.col
         for a in range(q, s):
+            srow = src[relpos[a - q]]
             for c in range(q):
-                acc = 0.0
+                v = 0.0
                 for b in range(q, s):
-                    acc += sm[a, b] * fm[b, c]
-                y[a - q, c] = acc
+                    v += srow[relpos[b - q]] * lf[b, c]
+                y[a - q, c] = v
         for a in range(q, s):
             for c in range(q - 1, -1, -1):
                 v = -y[a - q, c]
                 for c2 in range(c + 1, q):
-                    v -= sm[a, c2] * fm[c2, c]
-                sm[a, c] = v / fm[c, c]
-                sm[c, a] = sm[a, c]
+                    v -= sm[a, c2] * lf[c2, c]
+                sm[a, c] = v / lf[c, c]
         # S_ff = L_ff⁻ᵀ (L_ff⁻¹ − L_Rf' S_Rf)
         minv = ws.small[0]
         z = ws.small[1]
-        invert_lower(fm, q, minv)
+        invert_lower(lf, q, minv)
         for c1 in range(q):
             for c2 in range(q):
-                acc = minv[c1, c2]
+                v = minv[c1, c2]
                 for a in range(q, s):
-                    acc -= fm[a, c1] * sm[a, c2]
-                z[c1, c2] = acc
+                    v -= lf[a, c1] * sm[a, c2]
+                z[c1, c2] = v
         for c1 in range(q):
             for c2 in range(q):
-                acc = 0.0
+                v = 0.0
                 for kk in range(q):
-                    acc += minv[kk, c1] * z[kk, c2]
-                sm[c1, c2] = acc
+                    v += minv[kk, c1] * z[kk, c2]
+                sm[c1, c2] = v
         for c1 in range(q):
             for c2 in range(c1):
                 v = 0.5 * (sm[c1, c2] + sm[c2, c1])
                 sm[c1, c2] = v
                 sm[c2, c1] = v
+        # a front with children keeps S on its whole pattern for them to read
+        full = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((-1, s))
+        if full.shape[0] > 0:
+            for a in range(q, s):
+                for b in range(q, s):
+                    full[a, b] = src[relpos[a - q], relpos[b - q]]
+            for a in range(s):
+                for c in range(q):
+                    full[a, c] = sm[a, c]
+                    full[c, a] = sm[a, c]
         # The front's own level: Σ_r A[r, (f,a)] (Λ̃S)[r, (f,b)].
         bcol = ws.col2
         _lower_rows(sm, rows, st, lam, bcol, q)
@@ -344,3 +380,31 @@ def deviance_and_gradient(theta, st, cp, ws, reml, grad):
     value = criterion(st, ws, reml)
     gradient(st, cp, ws, reml, grad)
     return value
+
+
+@jit
+def solve_effects(st, ws):
+    """[u; β] = L⁻ᵀ ℓ_y from the factor in `ws`: the trailing block, then the fronts in reverse."""
+    tt = ws.tt
+    d = tt.shape[0]
+    total = st.row_term.shape[0]
+    x = np.zeros(total - 1)
+    for i in range(d - 2, -1, -1):
+        acc = tt[d - 1, i]
+        for j in range(i + 1, d - 1):
+            acc -= tt[j, i] * x[st.t0 + j]
+        x[st.t0 + i] = acc / tt[i, i]
+    for f in range(st.front_term.shape[0] - 1, -1, -1):
+        lo = st.front_ptr[f]
+        s = st.front_ptr[f + 1] - lo
+        q = st.term_q[st.front_term[f]]
+        rows = st.front_rows[lo : lo + s]
+        fm = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        for c in range(q - 1, -1, -1):
+            acc = fm[s - 1, c]
+            for r in range(q, s - 1):
+                acc -= fm[r, c] * x[rows[r]]
+            for c2 in range(c + 1, q):
+                acc -= fm[c2, c] * x[rows[c2]]
+            x[rows[c]] = acc / fm[c, c]
+    return x
