@@ -10,6 +10,7 @@ import pandas as pd
 from workbench.design import Design, build_design
 from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
 from workbench.kernels.optimize import CONVERGED, minimize
+from workbench.kernels.start import moment_start
 from workbench.result import FitResult, varcorr_frame
 from workbench.structure import CrossProducts, Structure, build_structure, cross_products
 
@@ -50,12 +51,14 @@ class Optimum:
 def optimize(problem: Problem, reml: bool, start: np.ndarray | None = None) -> Optimum:
     """Minimise the (RE)ML criterion; a second start when the first result is doubtful.
 
-    A result is doubtful when the optimiser did not converge or stopped on the boundary
-    (a singular fit may be a local optimum reached from lme4's identity start).
+    The first start is the method-of-moments one; a result is doubtful when the optimiser
+    did not converge or stopped on the boundary (possibly a local optimum), and then lme4's
+    identity start is tried too. The better optimum wins.
     """
     design = problem.design
     lower = design.theta_lower_bounds()
-    starts = [design.theta_start() if start is None else np.asarray(start, float)]
+    first = moment_start(problem.structure, problem.products, lower) if start is None else np.asarray(start, float)
+    starts = [first, design.theta_start()]
     best = None
     total_evals = 0
     for attempt in range(2):
@@ -68,10 +71,8 @@ def optimize(problem: Problem, reml: bool, start: np.ndarray | None = None) -> O
         if best is None or value < best.objective:
             best = Optimum(theta.copy(), float(value), 0, float(pg), int(code))
         doubtful = code != CONVERGED or bool(np.any(theta[lower == 0] < SINGULAR_TOL))
-        if not doubtful or attempt == 1:
+        if not doubtful:
             break
-        # a start away from both the boundary and the first one
-        starts.append(np.where(lower == 0, 0.5 + np.abs(theta), 0.5 * theta))
     return Optimum(best.theta, best.objective, total_evals, best.gradient_norm, best.return_code)
 
 

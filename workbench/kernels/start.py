@@ -1,0 +1,112 @@
+"""Starting values for θ by the method of moments, from the cross-product blocks alone.
+
+For each term, per-level least-squares effects b_j = (Z_j'Z_j)⁻¹Z_j'r of the OLS residuals r
+have E[b_j b_j'] ≈ Σ_k + σ²(Z_j'Z_j)⁻¹; averaging over levels gives Σ_k, and σ² comes from
+the residuals left after the effects of the term with most levels. Crossed terms borrow each
+other's variance, so this is a start, not an estimate: it lands the optimiser in the basin of
+the optimum, where quasi-Newton steps converge fast.
+"""
+
+import numpy as np
+
+from workbench.kernels.options import jit
+
+FLOOR = 0.05  # smallest relative SD of a start: away from the boundary, where progress is slow
+
+
+@jit
+def _nlevels(st, k):
+    nterms = st.term_q.shape[0]
+    end = st.term_row0[k + 1] if k + 1 < nterms else st.row_term.shape[0] - st.p - 1
+    return (end - st.term_row0[k]) // st.term_q[k]
+
+
+@jit
+def _level_blocks(st, cp, k, j, g, zx, zy):
+    """A's blocks of level j of term k: Z_j'Z_j into g, Z_j'X into zx, Z_j'y into zy."""
+    q = st.term_q[k]
+    p = st.p
+    if k < st.nprefix:
+        f = j
+        for kk in range(k):
+            f += _nlevels(st, kk)
+        s = st.front_ptr[f + 1] - st.front_ptr[f]
+        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        for a in range(q):
+            for b in range(q):
+                g[a, b] = acol[a, b]
+            for c in range(p):
+                zx[a, c] = acol[s - 1 - p + c, a]
+            zy[a] = acol[s - 1, a]
+    else:
+        d = cp.a_tt.shape[0]
+        first = st.term_row0[k] + j * q - st.t0
+        for a in range(q):
+            for b in range(q):
+                g[a, b] = cp.a_tt[first + a, first + b]
+            for c in range(p):
+                zx[a, c] = cp.a_tt[first + a, d - 1 - p + c]
+            zy[a] = cp.a_tt[first + a, d - 1]
+
+
+@jit
+def moment_start(st, cp, lower):
+    """θ from moment estimates of every term's covariance, relative to σ²."""
+    d = cp.a_tt.shape[0]
+    p = st.p
+    n = st.n
+    xx = cp.a_tt[d - 1 - p : d - 1, d - 1 - p : d - 1].copy()
+    xy = cp.a_tt[d - 1, d - 1 - p : d - 1].copy()
+    beta = np.linalg.solve(xx, xy) if p > 0 else np.zeros(0)
+    rr = cp.a_tt[d - 1, d - 1]
+    for c in range(p):
+        rr -= beta[c] * xy[c]
+    nterms = st.term_q.shape[0]
+    qmax = 1
+    for k in range(nterms):
+        qmax = max(qmax, st.term_q[k])
+    covs = np.zeros((nterms, qmax, qmax))
+    sigma2 = rr / max(n - p, 1)
+    for k in range(nterms):
+        q = st.term_q[k]
+        nlev = _nlevels(st, k)
+        g = np.empty((q, q))
+        zx = np.empty((q, p))
+        zy = np.empty(q)
+        outer = np.zeros((q, q))
+        sampling = np.zeros((q, q))
+        explained = 0.0
+        used = 0
+        for j in range(nlev):
+            _level_blocks(st, cp, k, j, g, zx, zy)
+            zr = zy - zx @ beta
+            # a level whose columns are (nearly) collinear says nothing about Σ_k
+            if np.linalg.cond(g) > 1e8:
+                continue
+            ginv = np.linalg.inv(g)
+            b = ginv @ zr
+            outer += np.outer(b, b)
+            sampling += ginv
+            explained += b @ zr
+            used += 1
+        if k == 0 and n - p - used * q > 0:
+            sigma2 = max((rr - explained) / (n - p - used * q), 1e-12 * rr / max(n - p, 1))
+        if used > 0:
+            covs[k, :q, :q] = outer / used
+            covs[k, :q, :q] -= sigma2 * sampling / used
+    theta = np.empty(st.theta_term.shape[0])
+    for k in range(nterms):
+        q = st.term_q[k]
+        rel = covs[k, :q, :q] / sigma2
+        # keep it positive definite with every SD at least FLOOR·σ
+        values, vectors = np.linalg.eigh(0.5 * (rel + rel.T))
+        for a in range(q):
+            values[a] = max(values[a], FLOOR**2)
+        rel = (vectors * values) @ vectors.T
+        lam = np.linalg.cholesky(rel)
+        for i in range(theta.shape[0]):
+            if st.theta_term[i] == k:
+                theta[i] = lam[st.theta_row[i], st.theta_col[i]]
+    for i in range(theta.shape[0]):
+        theta[i] = max(theta[i], lower[i])
+    return theta
