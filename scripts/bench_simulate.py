@@ -33,7 +33,8 @@ def nested():
     units = pd.DataFrame({"state": state.ravel(), "city": city.ravel(), "hood": hood.ravel()})
     layout = units.loc[units.index.repeat(5)].reset_index(drop=True)
     sd = {"(Intercept)": 1.0}
-    truth = {"beta": {"(Intercept)": 0.0}, "sigma": 1.0, "re": {"state": {"sd": sd}, "state:city": {"sd": sd}, "state:city:hood": {"sd": sd}}}
+    re = {"state": {"sd": sd}, "state:city": {"sd": sd}, "state:city:hood": {"sd": sd}}
+    truth = {"beta": {"(Intercept)": 0.0}, "sigma": 1.0, "re": re}
     return "y ~ 1 + (1 | state/city/hood)", layout, truth
 
 
@@ -58,8 +59,10 @@ def main():
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"{'layout':<34} {'rows':>5} {'draw µs':>9} {'kernel µs':>10} {'total µs':>9}   (per replicate, batch {args.batch})")
-    for name, make in (("random slopes 50 × 10", slopes), ("nested 20 × 5 × 4 × 5", nested), ("crossed 30 × 30", crossed)):
+    header = f"{'layout':<34} {'rows':>5} {'draw µs':>9} {'kernel µs':>10} {'total µs':>9}"
+    print(f"{header}   (per replicate, batch {args.batch})")
+    layouts = (("random slopes 50 × 10", slopes), ("nested 20 × 5 × 4 × 5", nested), ("crossed 30 × 30", crossed))
+    for name, make in layouts:
         formula, layout, truth = make()
         design = build_design(formula, layout, response_required=False)
         inputs = simulation_inputs(design, *truth_to_parameters(design, truth))

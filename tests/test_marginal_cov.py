@@ -12,7 +12,7 @@ from workbench.design import Design, build_design
 from workbench.errors import WorkbenchError
 from workbench.fit import loglik
 from workbench.kernels.simulate import marginal_covariance
-from workbench.simulate import marginal_cov, marginal_cov_design, simulate_design
+from workbench.simulate import marginal_cov, marginal_cov_design, simulate_design, simulation_inputs
 from workbench.truth import term_covariances, truth_to_parameters
 
 
@@ -52,8 +52,17 @@ def parameters(model):
 
 @given(models())
 def test_kernel_matches_numpy_twin(model):
-    _, theta, sigma = parameters(model)
-    assert_close(marginal_cov_design(model.design, theta, sigma), kernel_twin(model.design, theta, sigma))
+    design = model.design
+    beta, theta, sigma = parameters(model)
+    inputs = simulation_inputs(design, beta, theta, sigma)
+    qmax = inputs.z.shape[2]
+    cov = np.zeros((len(design.terms), qmax, qmax))
+    for k, cov_k in enumerate(term_covariances(design, theta, sigma)):
+        cov[k, : cov_k.shape[0], : cov_k.shape[0]] = cov_k
+    out = np.empty((design.n, design.n))
+    marginal_covariance(inputs.codes, inputs.z, inputs.term_q, cov, sigma**2, out)
+    assert_close(out, kernel_twin(design, theta, sigma))
+    np.testing.assert_array_equal(marginal_cov_design(design, theta, sigma), out)
 
 
 @given(models())
@@ -89,7 +98,8 @@ def test_relabelling_levels_leaves_it_unchanged(model, data):
             labels = sorted(layout[column].unique(), key=str)
             new = data.draw(st.permutations(range(len(labels))))
             layout[column] = layout[column].map({old: f"L{k}" for old, k in zip(labels, new)})
-    assert_close(marginal_cov(model.formula, layout, model.truth), marginal_cov(model.formula, model.layout, model.truth))
+    expected = marginal_cov(model.formula, model.layout, model.truth)
+    assert_close(marginal_cov(model.formula, layout, model.truth), expected)
 
 
 def _design_and_truth(data, formula, layout_strategy):

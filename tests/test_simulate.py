@@ -93,7 +93,8 @@ def test_terms_draw_in_design_order_most_levels_first():
     """Crossed: the factor with more levels comes first in u, whatever the formula's order."""
     layout = pd.DataFrame({"sender": np.repeat(["a", "b"], 3), "receiver": np.tile(["x", "y", "z"], 2)})
     formula = "y ~ 1 + (1 | sender) + (1 | receiver)"
-    truth = {"beta": {"(Intercept)": 0.0}, "sigma": 1.0, "re": {"sender": {"sd": {"(Intercept)": 0.0}}, "receiver": {"sd": {"(Intercept)": 1.0}}}}
+    re = {"sender": {"sd": {"(Intercept)": 0.0}}, "receiver": {"sd": {"(Intercept)": 1.0}}}
+    truth = {"beta": {"(Intercept)": 0.0}, "sigma": 1.0, "re": re}
     draw = replicate_generator(7, 0, 0).standard_normal(3 + 2 + 6)
     codes = np.tile([0, 1, 2], 2)
     np.testing.assert_allclose(simulate(formula, layout, truth, seed=7)[0], draw[codes] + draw[5:], rtol=1e-15)
@@ -135,7 +136,8 @@ def test_replicate_responses_do_not_depend_on_the_batch():
     batch = simulate(SLOPES, layout, truth, nsim=10, seed=5, point=1)
     np.testing.assert_array_equal(simulate(SLOPES, layout, truth, nsim=4, seed=5, point=1), batch[:4])
     for replicates in ([7], [9, 2, 4]):
-        np.testing.assert_array_equal(simulate_design(design, *parameters, replicates, seed=5, point=1), batch[replicates])
+        alone = simulate_design(design, *parameters, replicates, seed=5, point=1)
+        np.testing.assert_array_equal(alone, batch[replicates])
 
 
 def test_layout_may_carry_the_response_or_not():
@@ -173,7 +175,11 @@ MOMENT_CASES = {
     "crossed": (
         "y ~ 1 + (1 | sender) + (1 | receiver)",
         pd.DataFrame({"sender": np.repeat(["a", "b", "c"], 3), "receiver": np.tile(["x", "y", "z"], 3)}),
-        {"beta": {"(Intercept)": -4.0}, "sigma": 1.0, "re": {"sender": {"sd": {"(Intercept)": 1.2}}, "receiver": {"sd": {"(Intercept)": 0.7}}}},
+        {
+            "beta": {"(Intercept)": -4.0},
+            "sigma": 1.0,
+            "re": {"sender": {"sd": {"(Intercept)": 1.2}}, "receiver": {"sd": {"(Intercept)": 0.7}}},
+        },
     ),
 }
 

@@ -208,7 +208,7 @@ def test_variance_and_sd_scales_agree(model):
 
 
 def _truth(**changes):
-    """The example truth with some keys replaced; a value None deletes the key. Keys are dotted paths."""
+    """The example truth with some keys replaced; a value None deletes the key. Keys are paths joined by "/"."""
     truth = copy.deepcopy(TRUTH)
     for path, value in changes.items():
         *parents, last = path.split("/")

@@ -41,6 +41,7 @@ __all__ = [
     "truth_to_parameters",
 ]
 
+
 def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -> tuple[np.ndarray, np.ndarray, float]:
     """Check a data-scale truth against the design and return (β, θ, σ) in lme4's parameterisation.
 
@@ -57,7 +58,10 @@ def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -
     _table(truth, prefix)
     _known_keys(truth, prefix, ("beta", "sigma", "re"))
     # a model without fixed effects (y ~ 0 + ...) needs no beta table
-    beta_table = truth.get("beta", {}) if design.p == 0 else _required(truth, "beta", prefix, "the formula has fixed effects")
+    if design.p == 0:
+        beta_table = truth.get("beta", {})
+    else:
+        beta_table = _required(truth, "beta", prefix, "the formula has fixed effects")
     beta = _beta(design, beta_table, _key(prefix, "beta"))
     sigma = _required(truth, "sigma", prefix, "the residual standard deviation")
     if not (_is_number(sigma) and sigma > 0):
@@ -68,14 +72,13 @@ def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -
     groups = _groups(design)
     for group in re_table:
         if group not in groups:
-            raise TruthError(f"{_key(re_path, group)}: unknown group (the formula has: {', '.join(groups)})")
-    by_term = {}
+            raise TruthError(f"{_key(re_path, str(group))}: unknown group (the formula has: {', '.join(groups)})")
+    lambdas = {}
     for group, terms in groups.items():
         if group not in re_table:
             raise TruthError(f"{_key(re_path, group)}: missing (the formula has this random-effect group)")
-        for term, lam in zip(terms, _group_lambdas(terms, re_table[group], sigma, _key(re_path, group))):
-            by_term[id(term)] = lam
-    return beta, _theta(design, [by_term[id(term)] for term in design.terms]), sigma
+        lambdas.update(zip(terms, _group_lambdas(terms, re_table[group], sigma, _key(re_path, group))))
+    return beta, _theta(design, [lambdas[term] for term in design.terms]), sigma
 
 
 def parameters_to_truth(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) -> dict:
@@ -194,12 +197,12 @@ def _beta(design: Design, table, path: str) -> np.ndarray:
     for name, value in table.items():
         if name not in design.fixef_names:
             known = ", ".join(design.fixef_names) or "none"
-            raise TruthError(f"{_key(path, name)}: unknown fixed effect (the formula has: {known})")
+            raise TruthError(f"{_key(path, str(name))}: unknown fixed effect (the formula has: {known})")
         if not _is_number(value):
-            raise TruthError(f"{_key(path, name)}: must be a finite number, got {_show(value)}")
+            raise TruthError(f"{_key(path, str(name))}: must be a finite number, got {_show(value)}")
     for name in design.fixef_names:
         if name not in table:
-            raise TruthError(f"{_key(path, name)}: missing (the formula has this fixed effect)")
+            raise TruthError(f"{_key(path, str(name))}: missing (the formula has this fixed effect)")
     return np.array([float(table[name]) for name in design.fixef_names], dtype=float)
 
 
@@ -212,12 +215,13 @@ def _group_lambdas(terms: list, table, sigma: float, path: str) -> list[np.ndarr
     sd_table = _table(_required(table, "sd", path, "the standard deviations of the group's effects"), sd_path)
     for name, value in sd_table.items():
         if name not in names:
-            raise TruthError(f"{_key(sd_path, name)}: unknown effect (group {terms[0].group} has: {', '.join(names)})")
+            known = ", ".join(names)
+            raise TruthError(f"{_key(sd_path, str(name))}: unknown effect (group {terms[0].group} has: {known})")
         if not (_is_number(value) and value >= 0):
-            raise TruthError(f"{_key(sd_path, name)}: must be a non-negative number, got {_show(value)}")
+            raise TruthError(f"{_key(sd_path, str(name))}: must be a non-negative number, got {_show(value)}")
     for name in names:
         if name not in sd_table:
-            raise TruthError(f"{_key(sd_path, name)}: missing (the formula has this random effect)")
+            raise TruthError(f"{_key(sd_path, str(name))}: missing (the formula has this random effect)")
     corr_path = _key(path, "corr")
     corr = _correlations(terms, _table(table.get("corr", {}), corr_path), corr_path)
     lambdas = []
@@ -245,7 +249,7 @@ def _correlations(terms: list, table: Mapping, path: str) -> dict[tuple[str, str
     seen: dict[tuple[str, str], str] = {}
     out = {}
     for key, value in table.items():
-        key_path = _key(path, key)
+        key_path = _key(path, str(key))
         a, b = _split_pair(key, order, terms[0].group, key_path)
         if order.index(a) > order.index(b):
             a, b = b, a
