@@ -9,12 +9,11 @@ import pandas as pd
 
 from workbench.design import Design, build_design
 from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
-from workbench.kernels.optimize import CONVERGED, minimize
-from workbench.kernels.start import moment_start
+from workbench.kernels.montecarlo import SINGULAR_TOL, fit_theta, is_singular
+from workbench.kernels.optimize import CONVERGED
 from workbench.result import FitResult, varcorr_frame
 from workbench.structure import CrossProducts, Structure, build_structure, cross_products
 
-SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of λ
 GRADIENT_TOL = 1e-7  # relative to 1 + |d|
 MAX_ITER = 500
 
@@ -48,32 +47,15 @@ class Optimum:
         return self.return_code == CONVERGED
 
 
-def optimize(problem: Problem, reml: bool, start: np.ndarray | None = None) -> Optimum:
-    """Minimise the (RE)ML criterion; a second start when the first result is doubtful.
-
-    The first start is the method-of-moments one; a result is doubtful when the optimiser
-    did not converge or stopped on the boundary (possibly a local optimum), and then lme4's
-    identity start is tried too. The better optimum wins.
-    """
+def optimize(problem: Problem, reml: bool) -> Optimum:
+    """Minimise the (RE)ML criterion (see `kernels.montecarlo.fit_theta` for the starts)."""
     design = problem.design
-    lower = design.theta_lower_bounds()
-    first = moment_start(problem.structure, problem.products, lower) if start is None else np.asarray(start, float)
-    starts = [first, design.theta_start()]
-    best = None
-    total_evals = 0
-    for attempt in range(2):
-        ws = make_workspace(problem.structure)
-        theta = np.empty(design.ntheta)
-        value, evals, pg, code = minimize(
-            starts[attempt], lower, problem.structure, problem.products, ws, reml, GRADIENT_TOL, MAX_ITER, theta
-        )
-        total_evals += evals
-        if best is None or value < best.objective:
-            best = Optimum(theta.copy(), float(value), 0, float(pg), int(code))
-        doubtful = code != CONVERGED or bool(np.any(theta[lower == 0] < SINGULAR_TOL))
-        if not doubtful:
-            break
-    return Optimum(best.theta, best.objective, total_evals, best.gradient_norm, best.return_code)
+    theta = np.empty(design.ntheta)
+    ws = make_workspace(problem.structure)
+    value, evals, pg, code = fit_theta(
+        problem.structure, problem.products, ws, reml, design.theta_lower_bounds(), GRADIENT_TOL, MAX_ITER, theta
+    )
+    return Optimum(theta, float(value), int(evals), float(pg), int(code))
 
 
 def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
@@ -104,8 +86,7 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
     else:
         vcov = np.zeros((0, 0))
     names = list(design.fixef_names)
-    lower = design.theta_lower_bounds()
-    singular = bool(np.any(optimum.theta[lower == 0] < SINGULAR_TOL))
+    singular = bool(is_singular(optimum.theta, design.theta_lower_bounds()))
     return FitResult(
         formula=design.formula.text,
         reml=reml,

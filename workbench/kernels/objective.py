@@ -208,11 +208,10 @@ def criterion(st, ws, reml):
 
 
 @jit
-def _trailing_inverse(st, ws, reml):
+def _trailing_inverse(st, ws, w_fixed, w_y):
     """ws.stt = L_T⁻ᵀ W_T L_T⁻¹, full symmetric."""
     tt, m, s = ws.tt, ws.dense, ws.stt
     d = tt.shape[0]
-    w_fixed, w_y = _weights(st, reml)
     w = np.ones(d)
     for i in range(d - 1):
         if st.row_term[st.t0 + i] < 0:
@@ -250,9 +249,16 @@ def _trailing_inverse(st, ws, reml):
 @jit
 def gradient(st, cp, ws, reml, grad):
     """Fill `grad` with ∂d/∂θ from the factor in `ws` (call `factorize` first)."""
+    w_fixed, w_y = _weights(st, reml)
+    weighted_gradient(st, cp, ws, w_fixed, w_y, grad)
+
+
+@jit
+def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
+    """∂/∂θ of Σⱼ wⱼ·2 log Lⱼⱼ: weight 1 on random-effect rows, w_fixed on X rows, w_y on y."""
     lam, g = ws.lam, ws.grad_blocks
     g[:] = 0.0
-    _trailing_inverse(st, ws, reml)
+    _trailing_inverse(st, ws, w_fixed, w_y)
     stt = ws.stt
     d = stt.shape[0]
     trows = _trailing_rows(st)

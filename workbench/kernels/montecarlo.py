@@ -1,0 +1,261 @@
+"""Fits, estimates and standard errors in nopython mode, and the parallel loop over replicates.
+
+Estimates follow `workbench.truth.parameter_names`: β; per term the variances and covariances
+σ²λλ'; σ²; then the same as SDs and correlations. β's SEs are σ̂²(R_X'R_X)⁻¹ (lme4's); the
+variance components' come from the observed information of the criterion in φ = (θ, σ),
+−2ℓ(θ, σ) = log|L_Z|² (+ log|R_X|² for REML) + ν log(2πσ²) + r²(θ)/σ², whose Hessian is taken by
+central differences of its analytic gradient, then carried to each scale by the delta method.
+"""
+
+import numpy as np
+from numba import prange
+
+from workbench.kernels.objective import factorize, make_workspace, solve_effects, weighted_gradient
+from workbench.kernels.optimize import CONVERGED, minimize
+from workbench.kernels.options import jit, jit_parallel
+from workbench.kernels.products import fill_products
+from workbench.kernels.simulate import simulate_responses
+from workbench.kernels.start import moment_start
+from workbench.structure import CrossProducts
+
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of λ
+
+OK = 0
+NOT_CONVERGED = 1
+FAILED = 2
+
+
+@jit
+def is_singular(theta, lower):
+    for i in range(theta.shape[0]):
+        if lower[i] == 0.0 and theta[i] < SINGULAR_TOL:
+            return True
+    return False
+
+
+@jit
+def fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta):
+    """θ̂ into `theta`: from the moment start, and from lme4's identity start when doubtful.
+
+    Doubtful means unconverged or on the boundary (maybe a local optimum); the lower
+    criterion wins. Returns (criterion, evaluations, projected-gradient norm, code).
+    """
+    m = theta.shape[0]
+    start = moment_start(st, cp, lower)
+    value, evals, pg, code = minimize(start, lower, st, cp, ws, reml, gtol, max_iter, theta)
+    if code == CONVERGED and not is_singular(theta, lower):
+        return value, evals, pg, code
+    identity = np.zeros(m)
+    for i in range(m):
+        if lower[i] == 0.0:
+            identity[i] = 1.0
+    other = np.empty(m)
+    value2, evals2, pg2, code2 = minimize(identity, lower, st, cp, ws, reml, gtol, max_iter, other)
+    if value2 < value:
+        theta[:] = other
+        return value2, evals + evals2, pg2, code2
+    return value, evals + evals2, pg, code
+
+
+@jit
+def _sigma_gradient(theta, sigma, st, cp, ws, reml, out):
+    """∂(−2ℓ)/∂(θ, σ) into out (length m+1); False where Ω is not positive definite."""
+    if not factorize(theta, st, cp, ws):
+        return False
+    m = theta.shape[0]
+    d = ws.tt.shape[0]
+    r2 = ws.tt[d - 1, d - 1] ** 2
+    dof = float(st.n - st.p) if reml else float(st.n)
+    weighted_gradient(st, cp, ws, 1.0 if reml else 0.0, r2 / sigma**2, out[:m])
+    out[m] = 2.0 * dof / sigma - 2.0 * r2 / sigma**3
+    return True
+
+
+@jit
+def _information_inverse(theta, sigma, st, cp, ws, reml):
+    """vcov of φ = (θ, σ): 2 H⁻¹ with H the Hessian of −2ℓ; NaN when H is not positive definite."""
+    m = theta.shape[0]
+    phi = np.empty(m + 1)
+    phi[:m] = theta
+    phi[m] = sigma
+    hess = np.empty((m + 1, m + 1))
+    up = np.empty(m + 1)
+    down = np.empty(m + 1)
+    for i in range(m + 1):
+        h = 1e-4 * max(abs(phi[i]), 1.0) if i < m else 1e-4 * sigma
+        plus = phi.copy()
+        minus = phi.copy()
+        plus[i] += h
+        minus[i] -= h
+        ok = _sigma_gradient(plus[:m], plus[m], st, cp, ws, reml, up)
+        ok = ok and _sigma_gradient(minus[:m], minus[m], st, cp, ws, reml, down)
+        if not ok:
+            return np.full((m + 1, m + 1), np.nan)
+        for j in range(m + 1):
+            hess[j, i] = (up[j] - down[j]) / (2.0 * h)
+    hess = 0.5 * (hess + hess.T)
+    values = np.linalg.eigvalsh(hess)
+    if not values[0] > 0.0:
+        return np.full((m + 1, m + 1), np.nan)
+    return 2.0 * np.linalg.inv(hess)
+
+
+@jit
+def _components(st, theta, sigma, values, jac):
+    """Variance-component values and their Jacobian in φ = (θ, σ), in parameter-name order."""
+    m = theta.shape[0]
+    nterms = st.term_q.shape[0]
+    half = m + 1  # var/cov entries; the sd/corr entries follow
+    jac[:, :] = 0.0
+    row = 0
+    first = 0
+    for k in range(nterms):
+        q = st.term_q[k]
+        lam = np.zeros((q, q))
+        index = np.zeros((q, q), np.int64)
+        t = first
+        for c in range(q):
+            for r in range(c, q):
+                lam[r, c] = theta[t]
+                index[r, c] = t
+                t += 1
+        cov = sigma**2 * (lam @ lam.T)
+        dcov = np.zeros((q, q, m + 1))
+        for c in range(q):
+            for r in range(c, q):
+                p = index[r, c]
+                for a in range(q):
+                    for b in range(q):
+                        v = 0.0
+                        if a == r:
+                            v += lam[b, c]
+                        if b == r:
+                            v += lam[a, c]
+                        dcov[a, b, p] = sigma**2 * v
+        for a in range(q):
+            for b in range(q):
+                dcov[a, b, m] = 2.0 * cov[a, b] / sigma
+        # the entries of this term: variances, then pairs (a, b), a < b
+        count = q * (q + 1) // 2
+        pairs_a = np.empty(count, np.int64)
+        pairs_b = np.empty(count, np.int64)
+        e = 0
+        for a in range(q):
+            pairs_a[e] = a
+            pairs_b[e] = a
+            e += 1
+        for a in range(q):
+            for b in range(a + 1, q):
+                pairs_a[e] = a
+                pairs_b[e] = b
+                e += 1
+        for e in range(count):
+            a, b = pairs_a[e], pairs_b[e]
+            values[row + e] = cov[a, b]
+            jac[row + e, :] = dcov[a, b, :]
+            sd_a = np.sqrt(cov[a, a])
+            sd_b = np.sqrt(cov[b, b])
+            if a == b:
+                values[half + row + e] = sd_a
+                if sd_a > 0:
+                    jac[half + row + e, :] = dcov[a, a, :] / (2.0 * sd_a)
+                else:
+                    jac[half + row + e, :] = np.nan
+            elif sd_a > 0 and sd_b > 0:
+                corr = cov[a, b] / (sd_a * sd_b)
+                values[half + row + e] = min(1.0, max(-1.0, corr))
+                jac[half + row + e, :] = dcov[a, b, :] / (sd_a * sd_b) - corr * (
+                    dcov[a, a, :] / (2.0 * cov[a, a]) + dcov[b, b, :] / (2.0 * cov[b, b])
+                )
+            else:
+                values[half + row + e] = np.nan
+                jac[half + row + e, :] = np.nan
+        row += count
+        first = t
+    values[row] = sigma**2
+    jac[row, m] = 2.0 * sigma
+    values[half + row] = sigma
+    jac[half + row, m] = 1.0
+
+
+@jit
+def estimates(st, cp, ws, reml, theta, est, se):
+    """Parameter estimates and standard errors of a fit at θ̂ (parameter-name order)."""
+    if not factorize(theta, st, cp, ws):
+        est[:] = np.nan
+        se[:] = np.nan
+        return
+    p = st.p
+    m = theta.shape[0]
+    d = ws.tt.shape[0]
+    r2 = ws.tt[d - 1, d - 1] ** 2
+    sigma2 = r2 / (float(st.n - p) if reml else float(st.n))
+    sigma = np.sqrt(sigma2)
+    solution = solve_effects(st, ws)
+    nrandom = solution.shape[0] - p
+    lxx = np.zeros((p, p))
+    for i in range(p):
+        for j in range(i + 1):
+            lxx[i, j] = ws.tt[d - 1 - p + i, d - 1 - p + j]
+    inv = np.linalg.inv(lxx) if p > 0 else lxx
+    for i in range(p):
+        est[i] = solution[nrandom + i]
+        acc = 0.0
+        for k in range(p):
+            acc += inv[k, i] ** 2
+        se[i] = np.sqrt(sigma2 * acc)
+    nvc = 2 * (m + 1)
+    values = np.empty(nvc)
+    jac = np.empty((nvc, m + 1))
+    _components(st, theta, sigma, values, jac)
+    vcov = _information_inverse(theta, sigma, st, cp, ws, reml)
+    for i in range(nvc):
+        est[p + i] = values[i]
+        acc = 0.0
+        for a in range(m + 1):
+            for b in range(m + 1):
+                acc += jac[i, a] * vcov[a, b] * jac[i, b]
+        se[p + i] = np.sqrt(acc) if acc >= 0 else np.nan
+
+
+@jit
+def fit_replicate(st, cp, ws, reml, lower, gtol, max_iter, est, se):
+    """Fit one data set by one method; returns (criterion, evaluations, converged, singular, status)."""
+    theta = np.empty(lower.shape[0])
+    value, evals, pg, code = fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta)
+    if not np.isfinite(value):
+        est[:] = np.nan
+        se[:] = np.nan
+        return value, evals, False, False, FAILED
+    estimates(st, cp, ws, reml, theta, est, se)
+    converged = code == CONVERGED
+    return value, evals, converged, is_singular(theta, lower), OK if converged else NOT_CONVERGED
+
+
+@jit_parallel
+def run_chunk(st, base, sim, x, front0, normals, reml_flags, lower, gtol, max_iter, out):
+    """Simulate and fit a chunk of replicates in parallel; each writes its own slice of `out`.
+
+    `base` holds the response-free cross-products of the design; each replicate copies them
+    and refreshes only the response row. out = (estimate (R, M, P), std_error (R, M, P),
+    objective (R, M), converged, singular, n_evals, status).
+    """
+    estimate, std_error, objective, converged, singular, n_evals, status = out
+    nrep = normals.shape[0]
+    for r in prange(nrep):
+        y = np.empty((1, st.n))
+        simulate_responses(
+            sim.xbeta, sim.codes, sim.z, sim.term_q, sim.term_offset, sim.lam, sim.sigma, normals[r : r + 1], y
+        )
+        cp = CrossProducts(base.a_front.copy(), base.a_tt.copy())
+        fill_products(sim.codes, sim.z, x, y[0], st, front0, cp.a_front, cp.a_tt, True)
+        ws = make_workspace(st)
+        for j in range(reml_flags.shape[0]):
+            value, evals, conv, sing, code = fit_replicate(
+                st, cp, ws, reml_flags[j], lower, gtol, max_iter, estimate[r, j], std_error[r, j]
+            )
+            objective[r, j] = value
+            n_evals[r, j] = evals
+            converged[r, j] = conv
+            singular[r, j] = sing
+            status[r, j] = code
