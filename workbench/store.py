@@ -1,0 +1,172 @@
+"""The raw results of a study: a Zarr store written chunk by chunk, and its completion marks.
+
+`DIR/replicates.zarr` holds dims (point, replicate, method, param); every array is chunked
+one work unit — one point, `chunk_size` replicates — per chunk, so a unit writes its own
+chunk files and nothing else. After a unit's data is written, an empty file
+`DIR/progress/p<point>-c<chunk>` is created atomically: the completion mark. A run killed
+at any moment loses only the units without a mark; they are recomputed, bit for bit the
+same, when the run resumes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+STATUS_MEANING = "0 converged, 1 not converged, 2 failed, -1 not run"
+
+# name: (dims, dtype, fill)
+PER_FIT = {
+    "estimate": (("point", "replicate", "method", "param"), "f8", np.nan),
+    "std_error": (("point", "replicate", "method", "param"), "f8", np.nan),
+    "objective": (("point", "replicate", "method"), "f8", np.nan),
+    "converged": (("point", "replicate", "method"), "bool", False),
+    "singular": (("point", "replicate", "method"), "bool", False),
+    "n_evals": (("point", "replicate", "method"), "i4", 0),
+    "fit_seconds": (("point", "replicate", "method"), "f8", np.nan),
+    "status": (("point", "replicate", "method"), "i1", -1),
+}
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """What the store's coordinates are; fixed when it is created."""
+
+    npoints: int
+    replicates: int
+    methods: tuple[str, ...]
+    params: tuple[str, ...]
+    chunk_size: int
+    factors: dict  # grid path → values per point
+    truth: np.ndarray  # (point, param)
+    attrs: dict
+
+    @property
+    def nchunks(self) -> int:
+        return -(-self.replicates // self.chunk_size)
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced the results."""
+    import numba
+    import pandas
+
+    from workbench import __version__
+
+    return {
+        "workbench_version": __version__,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "numba_version": numba.__version__,
+        "pandas_version": pandas.__version__,
+        "xarray_version": xr.__version__,
+        "zarr_version": zarr.__version__,
+    }
+
+
+class ReplicateStore:
+    """Create, resume, write and read the raw results of one study in `directory`."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.path = self.directory / "replicates.zarr"
+        self.progress = self.directory / "progress"
+
+    def exists(self) -> bool:
+        return (self.path / "zarr.json").exists()
+
+    def remove(self) -> None:
+        """Delete the raw results and marks (for a fresh start); leaves other files alone."""
+        for path in (self.path, self.progress):
+            if path.exists():
+                shutil.rmtree(path)
+        for name in ("summary.nc", "COMPLETE"):
+            (self.directory / name).unlink(missing_ok=True)
+
+    def create(self, layout: StoreLayout) -> None:
+        """Write the coordinates, the truth and empty arrays; no replicate is marked done."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        coords = {
+            "point": np.arange(layout.npoints),
+            "replicate": np.arange(layout.replicates),
+            "method": np.array(layout.methods, dtype=object),
+            "param": np.array(layout.params, dtype=object),
+        }
+        for path, values in layout.factors.items():
+            coords[path] = ("point", _coordinate_values(values))
+        skeleton = xr.Dataset({"truth": (("point", "param"), layout.truth)}, coords=coords)
+        skeleton.attrs.update(layout.attrs)
+        skeleton.attrs["chunk_size"] = layout.chunk_size
+        skeleton.attrs["status_codes"] = STATUS_MEANING
+        skeleton.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        skeleton.attrs.update(versions())
+        skeleton.to_zarr(self.path, mode="w", consolidated=False)
+        group = zarr.open_group(self.path, mode="a")
+        shape = {
+            "point": layout.npoints,
+            "replicate": layout.replicates,
+            "method": len(layout.methods),
+            "param": len(layout.params),
+        }
+        for name, (dims, dtype, fill) in PER_FIT.items():
+            group.create_array(
+                name,
+                shape=tuple(shape[d] for d in dims),
+                chunks=tuple(1 if d == "point" else layout.chunk_size if d == "replicate" else shape[d] for d in dims),
+                dtype=dtype,
+                fill_value=fill,
+                dimension_names=list(dims),
+            )
+        self.progress.mkdir(exist_ok=True)
+
+    def attrs(self) -> dict:
+        return dict(zarr.open_group(self.path, mode="r").attrs)
+
+    def chunk_size(self) -> int:
+        return int(self.attrs()["chunk_size"])
+
+    def done_units(self) -> set[tuple[int, int]]:
+        """(point, chunk) of every unit with a completion mark."""
+        if not self.progress.exists():
+            return set()
+        done = set()
+        for mark in self.progress.iterdir():
+            if mark.name.startswith("p") and "-c" in mark.name and not mark.name.endswith(".tmp"):
+                point, chunk = mark.name[1:].split("-c")
+                done.add((int(point), int(chunk)))
+        return done
+
+    def write_unit(self, point: int, chunk: int, start: int, results: dict[str, np.ndarray]) -> None:
+        """Write one unit's results (arrays with a leading replicate axis), then its mark."""
+        group = zarr.open_group(self.path, mode="a")
+        stop = start + len(results["objective"])
+        for name, values in results.items():
+            group[name][point, start:stop] = values
+        mark = self.progress / f"p{point}-c{chunk}"
+        temporary = mark.with_name(mark.name + ".tmp")
+        temporary.touch()
+        os.replace(temporary, mark)
+
+    def open(self) -> xr.Dataset:
+        """The raw results as an xarray dataset, with `done(point, replicate)` from the marks."""
+        data = xr.open_zarr(self.path, consolidated=False, chunks=None)
+        done = np.zeros((data.sizes["point"], data.sizes["replicate"]), bool)
+        size = int(data.attrs["chunk_size"])
+        for point, chunk in self.done_units():
+            done[point, chunk * size : (chunk + 1) * size] = True
+        return data.assign(done=(("point", "replicate"), done))
+
+
+def _coordinate_values(values: list) -> np.ndarray:
+    """Grid values as a coordinate: numbers stay numbers, anything else becomes its text."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.array(values)
+    return np.array([str(v) for v in values], dtype=object)
