@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numba
@@ -79,8 +80,7 @@ def run_study(
             return existing.load()
     numba.set_num_threads(min(workers or study.execution.workers, numba.config.NUMBA_NUM_THREADS))
     progress = Progress(study, chunk_size, len(done), npoints * nchunks, quiet)
-    for point, chunk in todo:
-        results = compute_unit(study, point, chunk, chunk_size)
+    for point, chunk, results in run_locally(study, todo, chunk_size):
         store.write_unit(point, chunk, chunk * chunk_size, results)
         progress.advance(len(results["objective"]))
     progress.close()
@@ -89,6 +89,12 @@ def run_study(
     summary.to_netcdf(temporary, engine="scipy")
     temporary.replace(summary_path)
     return summary
+
+
+def run_locally(study: Study, units: list[tuple[int, int]], chunk_size: int) -> Iterator[tuple[int, int, dict]]:
+    """Compute the units here, one after another (each runs its replicates on all threads)."""
+    for point, chunk in units:
+        yield point, chunk, compute_unit(study, point, chunk, chunk_size)
 
 
 def _store_layout(study: Study, params: tuple[str, ...]) -> StoreLayout:
