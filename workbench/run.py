@@ -18,6 +18,7 @@ import xarray as xr
 
 from workbench.driver import check_study, compute_unit, plan_point
 from workbench.errors import StudyError, WorkbenchError
+from workbench.report import write_report
 from workbench.store import ReplicateStore, StoreLayout
 from workbench.study import Study, load_study
 from workbench.summarise import format_table, summarise
@@ -33,6 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="threads on this machine (default: the study's, or all cores)")
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in the output directory")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--no-report", action="store_true", help="skip the figures and tables in <out>/report/")
     return parser.parse_args(argv)
 
 
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(format_table(summary))
     print(f"\nresults: {out / 'replicates.zarr'}\nsummary: {out / 'summary.nc'}")
+    if not args.no_report:
+        print(f"report: {write_report(out)}")
     return 0
 
 
