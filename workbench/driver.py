@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import pandas as pd
 
 from workbench.design import Design, build_design
 from workbench.errors import DataError, FormulaError, StudyError
@@ -30,6 +31,10 @@ from workbench.truth import parameter_names, parameter_values, truth_to_paramete
 class PointPlan:
     """Everything the replicates of one design point share, built once."""
 
+    layout: pd.DataFrame
+    beta: np.ndarray
+    theta: np.ndarray
+    sigma: float
     design: Design
     problem: Problem
     simulation: SimulationInputs
@@ -56,6 +61,10 @@ def plan_point(study: Study, point: DesignPoint) -> PointPlan:
         raise DataError(f"layout: {exc} (a study needs complete rows)") from None
     beta, theta, sigma = truth_to_parameters(design, point.truth)
     return PointPlan(
+        layout=layout,
+        beta=beta,
+        theta=theta,
+        sigma=sigma,
         design=design,
         problem=Problem.build(design),
         simulation=simulation_inputs(design, beta, theta, sigma),
@@ -85,12 +94,17 @@ def check_study(study: Study) -> tuple[str, ...]:
     return names[0]
 
 
-def compute_unit(study: Study, point: int, chunk: int, chunk_size: int) -> dict[str, np.ndarray]:
+def compute_unit(
+    study: Study, point: int, chunk: int, chunk_size: int, plan: PointPlan | None = None
+) -> dict[str, np.ndarray]:
     """Simulate and fit replicates [chunk·size, (chunk+1)·size) of one point by every method.
 
-    Returns arrays with a leading replicate axis, named as the store's variables.
+    Returns arrays with a leading replicate axis, named as the store's variables. `plan` is
+    the point's plan when the caller has built it (a cluster ships it to the workers, which
+    then need none of the study's files); without it, the plan is built here.
     """
-    plan = _cached_plan(study, point)
+    if plan is None:
+        plan = _cached_plan(study, point)
     first = chunk * chunk_size
     replicates = np.arange(first, min(first + chunk_size, study.replicates))
     normals = draw_normals(study.seed, point, replicates, plan.simulation.size)

@@ -1,39 +1,43 @@
-"""Small dense linear algebra on lower triangles, in place, for fronts and the trailing block."""
+"""Small dense linear algebra on lower triangles, in place, on flat row-major storage.
+
+Matrices are 1-D arrays with a row stride: fronts live in slices of flat buffers, and
+slicing is cheap where reshaping is not (it costs more than a small front's arithmetic).
+"""
 
 import numpy as np
 
-from workbench.kernels.options import jit
+from workbench.kernels.options import jit_inline
 
 
-@jit
-def cholesky_lower(a, m):
+@jit_inline
+def cholesky_lower(a, stride, m):
     """Factor the leading m × m block of `a` in place (lower triangle); False if not positive definite."""
     for j in range(m):
-        s = a[j, j]
+        s = a[j * stride + j]
         for k in range(j):
-            s -= a[j, k] * a[j, k]
+            s -= a[j * stride + k] ** 2
         if not s > 0.0:
             return False
         d = np.sqrt(s)
-        a[j, j] = d
+        a[j * stride + j] = d
         for i in range(j + 1, m):
-            s = a[i, j]
+            s = a[i * stride + j]
             for k in range(j):
-                s -= a[i, k] * a[j, k]
-            a[i, j] = s / d
+                s -= a[i * stride + k] * a[j * stride + k]
+            a[i * stride + j] = s / d
     return True
 
 
-@jit
-def invert_lower(l, m, out):
-    """out[:m, :m] = inverse of the lower-triangular l[:m, :m]."""
+@jit_inline
+def invert_lower(l, stride, m, out, out_stride):
+    """out[:m, :m] = inverse of the lower-triangular l[:m, :m] (upper part set to 0)."""
+    for i in range(m):
+        for j in range(m):
+            out[i * out_stride + j] = 0.0
     for j in range(m):
-        for i in range(m):
-            out[i, j] = 0.0
-    for j in range(m):
-        out[j, j] = 1.0 / l[j, j]
+        out[j * out_stride + j] = 1.0 / l[j * stride + j]
         for i in range(j + 1, m):
             s = 0.0
             for k in range(j, i):
-                s -= l[i, k] * out[k, j]
-            out[i, j] = s / l[i, i]
+                s -= l[i * stride + k] * out[k * out_stride + j]
+            out[i * out_stride + j] = s / l[i * stride + i]

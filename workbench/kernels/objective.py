@@ -12,7 +12,7 @@ import numpy as np
 
 from workbench.kernels.lapack import LAPACK_MIN_SIZE, cholesky_lower_lapack, gram_lower_lapack, invert_lower_lapack
 from workbench.kernels.linalg import cholesky_lower, invert_lower
-from workbench.kernels.options import jit
+from workbench.kernels.options import jit, jit_inline
 
 
 class Workspace(NamedTuple):
@@ -68,40 +68,46 @@ def _set_lambda(theta, st, lam):
         lam[st.theta_term[i], st.theta_row[i], st.theta_col[i]] = theta[i]
 
 
-@jit
-def _scale_rows(src, rows, st, lam, dst, ncol):
-    """dst[r, :ncol] = (Λ̃' src)[r, :ncol] over the rows of one front or of T (global `rows`)."""
+@jit_inline
+def _scale_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
+    """dst[r, :ncol] = (Λ̃' src)[r, :ncol] over the rows of one front or of T (global `rows`).
+
+    `layout` is (row_term, row_comp, term_q): passing the whole structure by value to a
+    function called once per front costs more than a small front's arithmetic.
+    """
+    row_term, row_comp, term_q = layout
     for r in range(rows.shape[0]):
-        k = st.row_term[rows[r]]
+        k = row_term[rows[r]]
         if k < 0:
             for c in range(ncol):
-                dst[r, c] = src[r, c]
+                dst[r * dst_stride + c] = src[r * src_stride + c]
             continue
-        comp = st.row_comp[rows[r]]
+        comp = row_comp[rows[r]]
         base = r - comp
         for c in range(ncol):
             acc = 0.0
-            for c2 in range(comp, st.term_q[k]):
-                acc += lam[k, c2, comp] * src[base + c2, c]
-            dst[r, c] = acc
+            for c2 in range(comp, term_q[k]):
+                acc += lam[k, c2, comp] * src[(base + c2) * src_stride + c]
+            dst[r * dst_stride + c] = acc
 
 
-@jit
-def _lower_rows(src, rows, st, lam, dst, ncol):
+@jit_inline
+def _lower_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
     """dst[r, :ncol] = (Λ̃ src)[r, :ncol]: λ applied from the left, untransposed."""
+    row_term, row_comp, _ = layout
     for r in range(rows.shape[0]):
-        k = st.row_term[rows[r]]
+        k = row_term[rows[r]]
         if k < 0:
             for c in range(ncol):
-                dst[r, c] = src[r, c]
+                dst[r * dst_stride + c] = src[r * src_stride + c]
             continue
-        comp = st.row_comp[rows[r]]
+        comp = row_comp[rows[r]]
         base = r - comp
         for c in range(ncol):
             acc = 0.0
             for c2 in range(comp + 1):
-                acc += lam[k, comp, c2] * src[base + c2, c]
-            dst[r, c] = acc
+                acc += lam[k, comp, c2] * src[(base + c2) * src_stride + c]
+            dst[r * dst_stride + c] = acc
 
 
 @jit
@@ -112,70 +118,73 @@ def _trailing_rows(st):
 
 @jit
 def factorize(theta, st, cp, ws):
-    """Form and factor Ω(θ) into ws.fronts and ws.tt; False when it is not positive definite."""
+    """Form and factor Ω(θ) into ws.lcol and ws.tt; False when it is not positive definite."""
     lam = ws.lam
     _set_lambda(theta, st, lam)
+    layout = (st.row_term, st.row_comp, st.term_q)
     ws.fronts[:] = 0.0
     tt = ws.tt
     d = tt.shape[0]
+    ttf = tt.reshape(-1)
     trows = _trailing_rows(st)
-    # Λ̃_T' A_TT Λ̃_T: scale the columns (as rows of the symmetric A_TT), then the rows.
-    _scale_rows(cp.a_tt, trows, st, lam, ws.dense, d)
-    _scale_rows(ws.dense.T, trows, st, lam, tt, d)
+    # Λ̃_T' A_TT Λ̃_T: scale the rows, transpose (A_TT is symmetric), scale the rows again
+    _scale_rows(cp.a_tt.reshape(-1), d, trows, layout, lam, ws.dense.reshape(-1), d, d)
+    ws.stt[:, :] = ws.dense.T
+    _scale_rows(ws.stt.reshape(-1), d, trows, layout, lam, ttf, d, d)
     for i in range(d):
         if st.row_term[st.t0 + i] >= 0:
             tt[i, i] += 1.0
-    nfront = st.front_term.shape[0]
-    for f in range(nfront):
+    tmp = ws.col.reshape(-1)
+    for f in range(st.front_term.shape[0]):
         lo = st.front_ptr[f]
         s = st.front_ptr[f + 1] - lo
         k = st.front_term[f]
         q = st.term_q[k]
         rows = st.front_rows[lo : lo + s]
-        acc = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((-1, s))
+        acc = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]]
         gathered = acc.shape[0] > 0
-        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
-        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
         # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f, plus what the children passed up
-        tmp = ws.col
         for r in range(s):
             for c in range(q):
                 v = 0.0
                 for c2 in range(c, q):
-                    v += acol[r, c2] * lam[k, c2, c]
-                tmp[r, c] = v
-        _scale_rows(tmp, rows, st, lam, lf, q)
+                    v += acol[r * q + c2] * lam[k, c2, c]
+                tmp[r * q + c] = v
+        _scale_rows(tmp, q, rows, layout, lam, lf, q, q)
         if gathered:
             for r in range(s):
                 for c in range(q):
-                    lf[r, c] += acc[r, c]
+                    lf[r * q + c] += acc[r * s + c]
         for c in range(q):
-            lf[c, c] += 1.0
-        if not cholesky_lower(lf, q):
+            lf[c * q + c] += 1.0
+        if not cholesky_lower(lf, q, q):
             return False
         for r in range(q, s):
             for c in range(q):
-                v = lf[r, c]
+                v = lf[r * q + c]
                 for c2 in range(c):
-                    v -= lf[r, c2] * lf[c, c2]
-                lf[r, c] = v / lf[c, c]
+                    v -= lf[r * q + c2] * lf[c * q + c2]
+                lf[r * q + c] = v / lf[c * q + c]
         parent = st.front_parent[f]
         if parent >= 0:
-            ps = st.front_ptr[parent + 1] - st.front_ptr[parent]
-            target = ws.fronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]].reshape((ps, ps))
+            stride = st.front_ptr[parent + 1] - st.front_ptr[parent]
+            target = ws.fronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]]
         else:
-            target = tt
+            stride = d
+            target = ttf
         relpos = st.front_relpos[lo + q : lo + s]
         for a in range(q, s):
-            pa = relpos[a - q]
+            pa = relpos[a - q] * stride
             for b in range(q, a + 1):
-                v = acc[a, b] if gathered else 0.0
+                v = acc[a * s + b] if gathered else 0.0
                 for c in range(q):
-                    v -= lf[a, c] * lf[b, c]
-                target[pa, relpos[b - q]] += v
+                    v -= lf[a * q + c] * lf[b * q + c]
+                target[pa + relpos[b - q]] += v
     if d >= LAPACK_MIN_SIZE:
         return cholesky_lower_lapack(tt)
-    return cholesky_lower(tt, d)
+    return cholesky_lower(ttf, d, d)
 
 
 @jit
@@ -236,7 +245,7 @@ def _trailing_inverse(st, ws, w_fixed, w_y):
                 s[i, j] = acc
                 s[j, i] = acc
         return
-    invert_lower(tt, d, m)
+    invert_lower(tt.reshape(-1), d, d, m.reshape(-1), d)
     for i in range(d):
         for j in range(i + 1):
             acc = 0.0
@@ -258,12 +267,14 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
     """∂/∂θ of Σⱼ wⱼ·2 log Lⱼⱼ: weight 1 on random-effect rows, w_fixed on X rows, w_y on y."""
     lam, g = ws.lam, ws.grad_blocks
     g[:] = 0.0
+    layout = (st.row_term, st.row_comp, st.term_q)
     _trailing_inverse(st, ws, w_fixed, w_y)
     stt = ws.stt
     d = stt.shape[0]
+    sttf = stt.reshape(-1)
     trows = _trailing_rows(st)
     # B = Λ̃_T S_TT; trailing levels collect Σ_c A[(J,a), c] B[c, (J,b)].
-    _lower_rows(stt, trows, st, lam, ws.dense, d)
+    _lower_rows(sttf, d, trows, layout, lam, ws.dense.reshape(-1), d, d)
     bt = ws.dense
     for i in range(d):
         k = st.row_term[st.t0 + i]
@@ -277,77 +288,79 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
                 acc += cp.a_tt[i, c] * bt[c, base + b]
             g[k, a, b] += acc
 
+    y = ws.col.reshape(-1)
+    bcol = ws.col2.reshape(-1)
+    minv = ws.small[0].reshape(-1)
+    z = ws.small[1].reshape(-1)
     for f in range(st.front_term.shape[0] - 1, -1, -1):
         lo = st.front_ptr[f]
         s = st.front_ptr[f + 1] - lo
         k = st.front_term[f]
         q = st.term_q[k]
         rows = st.front_rows[lo : lo + s]
-        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
-        sm = ws.scol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
-        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+        sm = ws.scol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
         parent = st.front_parent[f]
         if parent >= 0:
-            ps = st.front_ptr[parent + 1] - st.front_ptr[parent]
-            src = ws.sfronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]].reshape((ps, ps))
+            stride = st.front_ptr[parent + 1] - st.front_ptr[parent]
+            src = ws.sfronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]]
         else:
-            src = stt
+            stride = d
+            src = sttf
         relpos = st.front_relpos[lo + q : lo + s]
         # S_Rf = −S_RR L_Rf L_ff⁻¹, with S_RR read from the parent's S (or S_TT)
-        y = ws.col
         for a in range(q, s):
-            srow = src[relpos[a - q]]
+            pa = relpos[a - q] * stride
             for c in range(q):
                 v = 0.0
                 for b in range(q, s):
-                    v += srow[relpos[b - q]] * lf[b, c]
-                y[a - q, c] = v
+                    v += src[pa + relpos[b - q]] * lf[b * q + c]
+                y[(a - q) * q + c] = v
         for a in range(q, s):
             for c in range(q - 1, -1, -1):
-                v = -y[a - q, c]
+                v = -y[(a - q) * q + c]
                 for c2 in range(c + 1, q):
-                    v -= sm[a, c2] * lf[c2, c]
-                sm[a, c] = v / lf[c, c]
+                    v -= sm[a * q + c2] * lf[c2 * q + c]
+                sm[a * q + c] = v / lf[c * q + c]
         # S_ff = L_ff⁻ᵀ (L_ff⁻¹ − L_Rf' S_Rf)
-        minv = ws.small[0]
-        z = ws.small[1]
-        invert_lower(lf, q, minv)
+        invert_lower(lf, q, q, minv, q)
         for c1 in range(q):
             for c2 in range(q):
-                v = minv[c1, c2]
+                v = minv[c1 * q + c2]
                 for a in range(q, s):
-                    v -= lf[a, c1] * sm[a, c2]
-                z[c1, c2] = v
+                    v -= lf[a * q + c1] * sm[a * q + c2]
+                z[c1 * q + c2] = v
         for c1 in range(q):
             for c2 in range(q):
                 v = 0.0
                 for kk in range(q):
-                    v += minv[kk, c1] * z[kk, c2]
-                sm[c1, c2] = v
+                    v += minv[kk * q + c1] * z[kk * q + c2]
+                sm[c1 * q + c2] = v
         for c1 in range(q):
             for c2 in range(c1):
-                v = 0.5 * (sm[c1, c2] + sm[c2, c1])
-                sm[c1, c2] = v
-                sm[c2, c1] = v
+                v = 0.5 * (sm[c1 * q + c2] + sm[c2 * q + c1])
+                sm[c1 * q + c2] = v
+                sm[c2 * q + c1] = v
         # a front with children keeps S on its whole pattern for them to read
-        full = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]].reshape((-1, s))
+        full = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]]
         if full.shape[0] > 0:
             for a in range(q, s):
+                pa = relpos[a - q] * stride
                 for b in range(q, s):
-                    full[a, b] = src[relpos[a - q], relpos[b - q]]
+                    full[a * s + b] = src[pa + relpos[b - q]]
             for a in range(s):
                 for c in range(q):
-                    full[a, c] = sm[a, c]
-                    full[c, a] = sm[a, c]
+                    full[a * s + c] = sm[a * q + c]
+                    full[c * s + a] = sm[a * q + c]
         # The front's own level: Σ_r A[r, (f,a)] (Λ̃S)[r, (f,b)].
-        bcol = ws.col2
-        _lower_rows(sm, rows, st, lam, bcol, q)
+        _lower_rows(sm, q, rows, layout, lam, bcol, q, q)
         for a in range(q):
             for b in range(q):
-                acc = 0.0
+                v = 0.0
                 for r in range(s):
-                    acc += acol[r, a] * bcol[r, b]
-                g[k, a, b] += acc
+                    v += acol[r * q + a] * bcol[r * q + b]
+                g[k, a, b] += v
         # Later random levels J in the front: Σ_{c∈f} A[(J,a), c] (λ_f S_{f,J})[c, b].
         r = q
         while r < s:
@@ -357,13 +370,13 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
             qj = st.term_q[kj]
             for a in range(qj):
                 for b in range(qj):
-                    acc = 0.0
+                    v = 0.0
                     for c in range(q):
                         ls = 0.0
                         for c2 in range(c + 1):
-                            ls += lam[k, c, c2] * sm[r + b, c2]
-                        acc += acol[r + a, c] * ls
-                    g[kj, a, b] += acc
+                            ls += lam[k, c, c2] * sm[(r + b) * q + c2]
+                        v += acol[(r + a) * q + c] * ls
+                    g[kj, a, b] += v
             r += qj
     for i in range(grad.shape[0]):
         grad[i] = 2.0 * g[st.theta_term[i], st.theta_row[i], st.theta_col[i]]
@@ -405,12 +418,12 @@ def solve_effects(st, ws):
         s = st.front_ptr[f + 1] - lo
         q = st.term_q[st.front_term[f]]
         rows = st.front_rows[lo : lo + s]
-        fm = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
         for c in range(q - 1, -1, -1):
-            acc = fm[s - 1, c]
+            acc = lf[(s - 1) * q + c]
             for r in range(q, s - 1):
-                acc -= fm[r, c] * x[rows[r]]
+                acc -= lf[r * q + c] * x[rows[r]]
             for c2 in range(c + 1, q):
-                acc -= fm[c2, c] * x[rows[c2]]
-            x[rows[c]] = acc / fm[c, c]
+                acc -= lf[c2 * q + c] * x[rows[c2]]
+            x[rows[c]] = acc / lf[c * q + c]
     return x

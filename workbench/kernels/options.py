@@ -6,3 +6,5 @@ import numba
 # reproducible bit for bit and NaN checks keep working.
 jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 jit_parallel = numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+# Small helpers called once per front: inlined, as a call costs more than their arithmetic.
+jit_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")

@@ -9,6 +9,7 @@ the optimum, where quasi-Newton steps converge fast.
 
 import numpy as np
 
+from workbench.kernels.linalg import cholesky_lower, invert_lower
 from workbench.kernels.options import jit
 
 FLOOR = 0.05  # smallest relative SD of a start: away from the boundary, where progress is slow
@@ -23,7 +24,7 @@ def _nlevels(st, k):
 
 @jit
 def _level_blocks(st, cp, k, j, g, zx, zy):
-    """A's blocks of level j of term k: Z_j'Z_j into g, Z_j'X into zx, Z_j'y into zy."""
+    """A's blocks of level j of term k: Z_j'Z_j into g (flat), Z_j'X into zx, Z_j'y into zy."""
     q = st.term_q[k]
     p = st.p
     if k < st.nprefix:
@@ -34,7 +35,7 @@ def _level_blocks(st, cp, k, j, g, zx, zy):
         acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
         for a in range(q):
             for b in range(q):
-                g[a, b] = acol[a, b]
+                g[a * q + b] = acol[a, b]
             for c in range(p):
                 zx[a, c] = acol[s - 1 - p + c, a]
             zy[a] = acol[s - 1, a]
@@ -43,7 +44,7 @@ def _level_blocks(st, cp, k, j, g, zx, zy):
         first = st.term_row0[k] + j * q - st.t0
         for a in range(q):
             for b in range(q):
-                g[a, b] = cp.a_tt[first + a, first + b]
+                g[a * q + b] = cp.a_tt[first + a, first + b]
             for c in range(p):
                 zx[a, c] = cp.a_tt[first + a, d - 1 - p + c]
             zy[a] = cp.a_tt[first + a, d - 1]
@@ -70,24 +71,52 @@ def moment_start(st, cp, lower):
     for k in range(nterms):
         q = st.term_q[k]
         nlev = _nlevels(st, k)
-        g = np.empty((q, q))
+        g = np.empty(q * q)
+        ginv = np.empty(q * q)
+        lower_inv = np.empty(q * q)
         zx = np.empty((q, p))
         zy = np.empty(q)
+        zr = np.empty(q)
+        b = np.empty(q)
         outer = np.zeros((q, q))
         sampling = np.zeros((q, q))
         explained = 0.0
         used = 0
         for j in range(nlev):
             _level_blocks(st, cp, k, j, g, zx, zy)
-            zr = zy - zx @ beta
+            biggest = 0.0
+            for a in range(q):
+                biggest = max(biggest, g[a * q + a])
+                v = zy[a]
+                for c in range(p):
+                    v -= zx[a, c] * beta[c]
+                zr[a] = v
             # a level whose columns are (nearly) collinear says nothing about Σ_k
-            if np.linalg.cond(g) > 1e8:
+            if not cholesky_lower(g, q, q):
                 continue
-            ginv = np.linalg.inv(g)
-            b = ginv @ zr
-            outer += np.outer(b, b)
-            sampling += ginv
-            explained += b @ zr
+            smallest = np.inf
+            for a in range(q):
+                smallest = min(smallest, g[a * q + a] ** 2)
+            if smallest < 1e-8 * biggest:
+                continue
+            # (Z_j'Z_j)⁻¹ = L⁻ᵀL⁻¹, and b_j = (Z_j'Z_j)⁻¹ Z_j'r
+            invert_lower(g, q, q, lower_inv, q)
+            for a in range(q):
+                for c in range(q):
+                    v = 0.0
+                    for t in range(max(a, c), q):
+                        v += lower_inv[t * q + a] * lower_inv[t * q + c]
+                    ginv[a * q + c] = v
+            for a in range(q):
+                v = 0.0
+                for c in range(q):
+                    v += ginv[a * q + c] * zr[c]
+                b[a] = v
+            for a in range(q):
+                explained += b[a] * zr[a]
+                for c in range(q):
+                    outer[a, c] += b[a] * b[c]
+                    sampling[a, c] += ginv[a * q + c]
             used += 1
         if k == 0 and n - p - used * q > 0:
             sigma2 = max((rr - explained) / (n - p - used * q), 1e-12 * rr / max(n - p, 1))
