@@ -241,7 +241,7 @@ def _shares_table(results: Results) -> str:
 def _validation_section(results: Results, one_way: validation.OneWayStudy, folder: Path, svg: bool) -> str:
     comparison = validation.compare(results.summary, one_way)
     design = results.design
-    titles = {quantity: figure_title for quantity, (figure_title, _) in validation.QUANTITIES.items()}
+    titles = {quantity: titles[0] for quantity, titles in validation.QUANTITIES.items()}
     figure = plots.save(plots.validation_figure(comparison, design, titles), folder, "validation", svg)
     z = np.abs(comparison["z"].to_numpy())
     gap = max(validation.singular_gap(d, m) for d in one_way.designs for m in results.methods)
@@ -276,8 +276,8 @@ def _validation_section(results: Results, one_way: validation.OneWayStudy, folde
 def _validation_table(comparison, design: plots.DesignAxis) -> str:
     """One row per point and method: each quantity's theory and study value (MCSE), and the largest |z|."""
     header = ["point", *design.labels, "method"]
-    for _, title in validation.QUANTITIES.values():
-        header += [f"{title} theory", f"{title} study (MCSE)"]
+    for _, exact, measured in validation.QUANTITIES.values():
+        header += [f"{exact} exact", f"{measured} (MCSE)"]
     header.append("max \\|z\\|")
     rows = []
     for (point, method), cells in comparison.groupby(["point", "method"], sort=False):
@@ -285,7 +285,7 @@ def _validation_table(comparison, design: plots.DesignAxis) -> str:
         by_quantity = cells.set_index("quantity")
         for quantity in validation.QUANTITIES:
             exact, study, mcse = by_quantity.loc[quantity, ["theory", "study", "mcse"]]
-            row += [f"{exact:.4f}", _with_mcse(study, mcse)]
+            row += [f"{exact:.4f}" if exact >= 1e-3 else f"{exact:.2g}", _with_mcse(study, mcse)]
         row.append(f"{np.nanmax(np.abs(cells['z'])):.1f}")
         rows.append(row)
     return _markdown(header, rows)

@@ -9,6 +9,7 @@ column of panels shows the factor levels of every point.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from PIL import Image
 from scipy.special import ndtri
 
 from workbench.kernels.montecarlo import SINGULAR_TOL
@@ -63,7 +65,12 @@ def factor_label(path: str) -> str:
 
 def save(fig: Figure, directory: Path, name: str, svg: bool) -> str:
     """Write `name`.png (and .svg) into `directory`; return the PNG's file name."""
-    fig.savefig(directory / f"{name}.png", dpi=DPI)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    # A 256-colour palette makes these flat-coloured figures a third of the size, unchanged to the eye.
+    with Image.open(buffer) as image:
+        palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        palette.save(directory / f"{name}.png", optimize=True)
     if svg:
         fig.savefig(directory / f"{name}.svg")
     return f"{name}.png"
@@ -124,9 +131,9 @@ def zip_figure(raw: xr.Dataset, design: DesignAxis, param: str, level: float) ->
     """
     z = float(ndtri((1 + level) / 2))
     methods = [str(m) for m in raw["method"].values]
-    per_row = min(design.npoints, 3)
+    rows = -(-design.npoints // 3)
+    per_row = -(-design.npoints // rows)  # at most 3 points a row, rows as full as they can be
     columns = per_row * len(methods)
-    rows = -(-design.npoints // per_row)
     fig = Figure(figsize=(2.25 * columns, 3.0 * rows + 0.5), layout="constrained")
     for point in range(design.npoints):
         row, place = divmod(point, per_row)
@@ -314,7 +321,7 @@ def _panels(npanels: int, design: DesignAxis, ncols: int | None = None, panel_wi
     lowest = {i % ncols: ax for i, ax in enumerate(axes)}
     for ax in axes:
         ax.tick_params(labelsize=7)
-        ax.set_xlim(-0.6, design.npoints - 0.4)
+        ax.set_xlim(-0.5, design.npoints - 0.5)
         if nested:
             # Light lines where the slowest factor changes, to read the loops across panels.
             for edge in np.flatnonzero(np.asarray(design.values[0][1:]) != np.asarray(design.values[0][:-1])):

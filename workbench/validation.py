@@ -33,13 +33,14 @@ from workbench.errors import WorkbenchError
 from workbench.kernels.montecarlo import SINGULAR_TOL
 from workbench.study import parse_study
 
-# quantity: (title in figures, title in tables)
+# quantity: (title in figures, exact quantity in tables, what the study measures of it)
 QUANTITIES = {
-    "prob_zero": (r"$P(\hat\sigma^2_a = 0)$ vs singular share", "P(σ̂²ₐ = 0)"),
-    "mean_var_a": (r"$E[\hat\sigma^2_a]$", "E[σ̂²ₐ]"),
-    "mean_var_e": (r"$E[\hat\sigma^2_e]$", "E[σ̂²ₑ]"),
-    "coverage_mu": (r"coverage of $\mu$ (Wald)", "coverage of μ"),
+    "prob_zero": (r"$P(\hat\sigma^2_a = 0)$ vs singular share", "P(σ̂²ₐ = 0)", "singular share"),
+    "mean_var_a": (r"$E[\hat\sigma^2_a]$", "E[σ̂²ₐ]", "mean σ̂²ₐ"),
+    "mean_var_e": (r"$E[\hat\sigma^2_e]$", "E[σ̂²ₑ]", "mean σ̂²ₑ"),
+    "coverage_mu": (r"coverage of $\mu$ (Wald)", "coverage of μ", "coverage"),
 }
+
 _GROUP_VARIANCE = re.compile(r"var\[(?P<group>[^:\]]+):\(Intercept\)\]")
 
 
