@@ -19,6 +19,7 @@ from workbench.kernels.start import moment_start
 from workbench.structure import CrossProducts
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of λ
+SNAP = 0.05  # diagonals below this are tried at exactly 0, where d is flat and BFGS slow
 
 OK = 0
 NOT_CONVERGED = 1
@@ -34,15 +35,68 @@ def is_singular(theta, lower):
 
 
 @jit
+def canonical_theta(st, theta):
+    """Flip the sign of every λ column whose diagonal is negative: ΛΛ' and d are unchanged."""
+    m = theta.shape[0]
+    for i in range(m):
+        if st.theta_row[i] == st.theta_col[i] and theta[i] < 0.0:
+            for j in range(m):
+                if st.theta_term[j] == st.theta_term[i] and st.theta_col[j] == st.theta_col[i]:
+                    theta[j] = -theta[j]
+
+
+@jit
+def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
+    """Polish a near-singular θ: its small diagonals at 0, then bounded steps from there.
+
+    The polished θ replaces `theta` only if its criterion is not higher. Returns
+    (replaced, criterion, evaluations, gradient norm).
+    """
+    m = theta.shape[0]
+    trial = theta.copy()
+    snapped = False
+    for i in range(m):
+        if lower[i] == 0.0 and trial[i] < SNAP:
+            trial[i] = 0.0
+            snapped = True
+    if not snapped:
+        return False, value, 0, np.inf
+    polished = np.empty(m)
+    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, polished)
+    if code == CONVERGED and new_value <= value:
+        theta[:] = polished
+        return True, new_value, evals, pg
+    return False, value, evals, np.inf
+
+
+@jit
+def _fit_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta):
+    """Unbounded minimisation from `start`, made canonical, then the boundary polish."""
+    m = theta.shape[0]
+    value, evals, pg, code = minimize(start, np.full(m, -np.inf), st, cp, ws, reml, gtol, max_iter, theta)
+    canonical_theta(st, theta)
+    if code == CONVERGED:
+        replaced, new_value, more, new_pg = _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value)
+        evals += more
+        if replaced:
+            value, pg = new_value, new_pg
+    return value, evals, pg, code
+
+
+@jit
 def fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta):
     """θ̂ into `theta`: from the moment start, and from lme4's identity start when doubtful.
 
-    Doubtful means unconverged or on the boundary (maybe a local optimum); the lower
-    criterion wins. Returns (criterion, evaluations, projected-gradient norm, code).
+    θ is optimised without bounds: d depends on ΛΛ' only, so it is even in each column of λ,
+    and a bound at 0 would be a trap — the gradient vanishes there by symmetry even where 0
+    is a saddle, not a minimum. The result is made canonical (non-negative diagonal), as
+    lme4 reports it. Doubtful means unconverged or singular (maybe a local optimum); then
+    the lower criterion of the two starts wins. Returns (criterion, evaluations, gradient
+    norm, code).
     """
     m = theta.shape[0]
     start = moment_start(st, cp, lower)
-    value, evals, pg, code = minimize(start, lower, st, cp, ws, reml, gtol, max_iter, theta)
+    value, evals, pg, code = _fit_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta)
     if code == CONVERGED and not is_singular(theta, lower):
         return value, evals, pg, code
     identity = np.zeros(m)
@@ -50,7 +104,7 @@ def fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta):
         if lower[i] == 0.0:
             identity[i] = 1.0
     other = np.empty(m)
-    value2, evals2, pg2, code2 = minimize(identity, lower, st, cp, ws, reml, gtol, max_iter, other)
+    value2, evals2, pg2, code2 = _fit_from(identity, st, cp, ws, reml, lower, gtol, max_iter, other)
     if value2 < value:
         theta[:] = other
         return value2, evals + evals2, pg2, code2
