@@ -1,12 +1,14 @@
 """`python -m workbench.run study.toml`: run a Monte Carlo study, resumably, and summarise it.
 
-Exit status: 0 done (or already complete), 2 a mistake in the study file or the command,
-130 interrupted (rerun the same command to resume).
+Exit status: 0 done (or already complete), 2 a mistake in the study file or the command (or
+no dask scheduler at the address given), 3 a run on a dask cluster stopped part-way (the
+scheduler was lost; rerun the same command to resume), 130 interrupted (rerun to resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import numba
 import numpy as np
 import xarray as xr
 
+from workbench.cluster import ClusterError, require_distributed, run_on_cluster
 from workbench.driver import check_study, compute_unit, plan_point
 from workbench.errors import StudyError, WorkbenchError
 from workbench.report import write_report
@@ -31,7 +34,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("study", help="the study file (TOML)")
     parser.add_argument("--out", help="output directory (default: results/<study name>/)")
-    parser.add_argument("--workers", type=int, help="threads on this machine (default: the study's, or all cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="threads on this machine (default: the study's, or all cores); with --scheduler, "
+        "threads per unit on a dask worker (default: the worker's)",
+    )
+    parser.add_argument("--scheduler", help="run on the dask cluster of this scheduler, e.g. tcp://host:8786")
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in the output directory")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--no-report", action="store_true", help="skip the figures and tables in <out>/report/")
@@ -44,11 +53,16 @@ def main(argv: list[str] | None = None) -> int:
         study = load_study(args.study)
         if args.workers is not None and args.workers < 1:
             raise StudyError(f"--workers: must be a positive integer, got {args.workers}")
+        scheduler = args.scheduler or study.execution.scheduler
+        if scheduler is not None:
+            _check_scheduler(scheduler, "--scheduler" if args.scheduler else "execution.scheduler")
         out = Path(args.out) if args.out else Path("results") / study.name
-        summary = run_study(study, out, workers=args.workers, fresh=args.fresh, quiet=args.quiet)
-    except WorkbenchError as exc:
+        summary = run_study(
+            study, out, workers=args.workers, fresh=args.fresh, quiet=args.quiet, scheduler=scheduler
+        )
+    except (WorkbenchError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_status", 2)
     except KeyboardInterrupt:
         print("\ninterrupted: finished chunks are kept; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -60,9 +74,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_study(
-    study: Study, out: Path, workers: int | None = None, fresh: bool = False, quiet: bool = True
+    study: Study,
+    out: Path,
+    workers: int | None = None,
+    fresh: bool = False,
+    quiet: bool = True,
+    scheduler: str | None = None,
 ) -> xr.Dataset:
-    """Run (or resume) `study` into `out` and return its summary; validates everything first."""
+    """Run (or resume) `study` into `out` and return its summary; validates everything first.
+
+    With `scheduler`, the units run on that dask cluster; this process still writes the store.
+    """
     params = check_study(study)
     store = ReplicateStore(out)
     if fresh:
@@ -84,9 +106,14 @@ def run_study(
             return existing.load()
     numba.set_num_threads(min(workers or study.execution.workers, numba.config.NUMBA_NUM_THREADS))
     progress = Progress(study, chunk_size, len(done), npoints * nchunks, quiet)
-    for point, chunk, results in run_locally(study, todo, chunk_size):
-        store.write_unit(point, chunk, chunk * chunk_size, results)
-        progress.advance(len(results["objective"]))
+    if scheduler is None:
+        executor = run_locally(study, todo, chunk_size)
+    else:
+        executor = run_on_cluster(study, todo, chunk_size, scheduler, threads=workers)
+    with contextlib.closing(executor) as units:
+        for point, chunk, results in units:
+            store.write_unit(point, chunk, chunk * chunk_size, results)
+            progress.advance(len(results["objective"]))
     progress.close()
     summary = summarise(store.open(), study.level)
     temporary = summary_path.with_suffix(".tmp")
@@ -99,6 +126,13 @@ def run_locally(study: Study, units: list[tuple[int, int]], chunk_size: int) -> 
     """Compute the units here, one after another (each runs its replicates on all threads)."""
     for point, chunk in units:
         yield point, chunk, compute_unit(study, point, chunk, chunk_size)
+
+
+def _check_scheduler(address: str, option: str) -> None:
+    """A scheduler address must look like one, and dask.distributed must be installed."""
+    if not (address.startswith("tcp://") and len(address) > 6):
+        raise StudyError(f'{option}: must be an address like "tcp://host:8786", got {address!r}')
+    require_distributed(option)
 
 
 def _store_layout(study: Study, params: tuple[str, ...]) -> StoreLayout:
