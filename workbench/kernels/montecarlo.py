@@ -10,7 +10,7 @@ central differences of its analytic gradient, then carried to each scale by the 
 import numpy as np
 from numba import prange
 
-from workbench.kernels.objective import factorize, make_workspace, solve_effects, weighted_gradient
+from workbench.kernels.objective import deviance_and_gradient, factorize, make_workspace, solve_effects, weighted_gradient
 from workbench.kernels.optimize import CONVERGED, minimize
 from workbench.kernels.options import jit, jit_parallel
 from workbench.kernels.products import fill_products
@@ -62,7 +62,8 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
     if not snapped:
         return False, value, 0, np.inf
     polished = np.empty(m)
-    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, polished)
+    identity = np.full((m, m), np.nan)
+    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, polished, identity)
     if code == CONVERGED and new_value <= value:
         theta[:] = polished
         return True, new_value, evals, pg
@@ -70,10 +71,10 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
 
 
 @jit
-def _fit_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta):
+def _fit_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta):
     """Unbounded minimisation from `start`, made canonical, then the boundary polish."""
     m = theta.shape[0]
-    value, evals, pg, code = minimize(start, np.full(m, -np.inf), st, cp, ws, reml, gtol, max_iter, theta)
+    value, evals, pg, code = minimize(start, np.full(m, -np.inf), st, cp, ws, reml, gtol, max_iter, theta, hinv0)
     canonical_theta(st, theta)
     if code == CONVERGED:
         replaced, new_value, more, new_pg = _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value)
@@ -84,13 +85,44 @@ def _fit_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta):
 
 
 @jit
-def fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta):
-    """θ̂ from the method-of-moments start (see `fit_theta_from`)."""
-    return fit_theta_from(moment_start(st, cp, lower), st, cp, ws, reml, lower, gtol, max_iter, theta)
+def initial_guess(st, cp, ws, reml, lower):
+    """The moment start and, where d is convex there, its inverse Hessian (else NaN).
+
+    The Hessian comes from forward differences of the analytic gradient; with it the
+    quasi-Newton steps are good from the first one. Returns (start, hinv, evaluations).
+    """
+    start = moment_start(st, cp, lower)
+    m = start.shape[0]
+    hinv = np.full((m, m), np.nan)
+    base = np.empty(m)
+    moved = np.empty(m)
+    if not np.isfinite(deviance_and_gradient(start, st, cp, ws, reml, base)):
+        return start, hinv, 1
+    hess = np.empty((m, m))
+    for i in range(m):
+        h = 1e-5 * max(abs(start[i]), 1.0)
+        step = start.copy()
+        step[i] += h
+        if not np.isfinite(deviance_and_gradient(step, st, cp, ws, reml, moved)):
+            return start, hinv, i + 2
+        for j in range(m):
+            hess[j, i] = (moved[j] - base[j]) / h
+    hess = 0.5 * (hess + hess.T)
+    if np.linalg.eigvalsh(hess)[0] > 0.0:
+        hinv = np.linalg.inv(hess)
+    return start, hinv, m + 1
 
 
 @jit
-def fit_theta_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta):
+def fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta):
+    """θ̂ from the initial guess (see `fit_theta_from`)."""
+    start, hinv, guess_evals = initial_guess(st, cp, ws, reml, lower)
+    value, evals, pg, code = fit_theta_from(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta)
+    return value, evals + guess_evals, pg, code
+
+
+@jit
+def fit_theta_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta):
     """θ̂ into `theta`: from the moment start, and from lme4's identity start when doubtful.
 
     θ is optimised without bounds: d depends on ΛΛ' only, so it is even in each column of λ,
@@ -101,7 +133,7 @@ def fit_theta_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta):
     norm, code).
     """
     m = theta.shape[0]
-    value, evals, pg, code = _fit_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta)
+    value, evals, pg, code = _fit_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta)
     if code == CONVERGED and not is_singular(theta, lower):
         return value, evals, pg, code
     identity = np.zeros(m)
@@ -109,7 +141,7 @@ def fit_theta_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta):
         if lower[i] == 0.0:
             identity[i] = 1.0
     other = np.empty(m)
-    value2, evals2, pg2, code2 = _fit_from(identity, st, cp, ws, reml, lower, gtol, max_iter, other)
+    value2, evals2, pg2, code2 = _fit_from(identity, np.full((m, m), np.nan), st, cp, ws, reml, lower, gtol, max_iter, other)
     if value2 < value:
         theta[:] = other
         return value2, evals + evals2, pg2, code2
@@ -241,11 +273,15 @@ def _components(st, theta, sigma, values, jac):
 
 @jit
 def estimates(st, cp, ws, reml, theta, est, se):
-    """Parameter estimates and standard errors of a fit at θ̂ (parameter-name order)."""
+    """Parameter estimates and standard errors of a fit at θ̂ (parameter-name order).
+
+    Returns the inverse Hessian of the profiled criterion in θ, (H⁻¹)_θθ (NaN if unknown).
+    """
+    m = theta.shape[0]
     if not factorize(theta, st, cp, ws):
         est[:] = np.nan
         se[:] = np.nan
-        return
+        return np.full((m, m), np.nan)
     p = st.p
     m = theta.shape[0]
     d = ws.tt.shape[0]
@@ -277,20 +313,24 @@ def estimates(st, cp, ws, reml, theta, est, se):
             for b in range(m + 1):
                 acc += jac[i, a] * vcov[a, b] * jac[i, b]
         se[p + i] = np.sqrt(acc) if acc >= 0 else np.nan
+    # vcov = 2 H⁻¹, and the θθ block of H⁻¹ is the inverse Hessian of d = min_σ D
+    return 0.5 * vcov[:m, :m]
 
 
 @jit
-def fit_replicate(start, st, cp, ws, reml, lower, gtol, max_iter, theta, est, se):
-    """Fit one data set by one method from `start`, θ̂ into `theta`.
+def fit_replicate(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta, est, se):
+    """Fit one data set by one method from `start` (and inverse Hessian `hinv`), θ̂ into `theta`.
 
-    Returns (criterion, evaluations, converged, singular, status).
+    `hinv` is overwritten with the inverse Hessian at the optimum. Returns (criterion,
+    evaluations, converged, singular, status).
     """
-    value, evals, pg, code = fit_theta_from(start, st, cp, ws, reml, lower, gtol, max_iter, theta)
+    value, evals, pg, code = fit_theta_from(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta)
     if not np.isfinite(value):
         est[:] = np.nan
         se[:] = np.nan
+        hinv[:, :] = np.nan
         return value, evals, False, False, FAILED
-    estimates(st, cp, ws, reml, theta, est, se)
+    hinv[:, :] = estimates(st, cp, ws, reml, theta, est, se)
     converged = code == CONVERGED
     return value, evals, converged, is_singular(theta, lower), OK if converged else NOT_CONVERGED
 
@@ -313,18 +353,19 @@ def run_chunk(st, base, sim, x, front0, normals, reml_flags, lower, gtol, max_it
         cp = CrossProducts(base.a_front.copy(), base.a_tt.copy())
         fill_products(sim.codes, sim.z, x, y[0], st, front0, cp.a_front, cp.a_tt, True)
         ws = make_workspace(st)
-        # the first method starts from the moment estimates, the others from its optimum:
-        # ML and REML optima of the same data set are close
-        start = moment_start(st, cp, lower)
-        theta = np.empty(lower.shape[0])
+        # the first method starts from the moment estimates, the others from its optimum and
+        # its inverse Hessian: ML and REML optima of the same data set are close
+        m = lower.shape[0]
+        start, hinv, guess_evals = initial_guess(st, cp, ws, reml_flags[0], lower)
+        theta = np.empty(m)
         for j in range(reml_flags.shape[0]):
             value, evals, conv, sing, code = fit_replicate(
-                start, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[r, j], std_error[r, j]
+                start, hinv, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[r, j], std_error[r, j]
             )
             if code != FAILED:
                 start = theta.copy()
             objective[r, j] = value
-            n_evals[r, j] = evals
+            n_evals[r, j] = evals + (guess_evals if j == 0 else 0)
             converged[r, j] = conv
             singular[r, j] = sing
             status[r, j] = code

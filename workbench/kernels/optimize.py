@@ -29,8 +29,11 @@ def _projected_gradient_norm(theta, grad, lower):
 
 
 @jit
-def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta):
+def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta, hinv0):
     """Minimise d over θ ≥ lower from theta0; the result goes to `theta`.
+
+    `hinv0` is a starting inverse Hessian (e.g. from a fit of the same data by another
+    method), or NaN-filled to start from the identity.
 
     Converged when |projected gradient| < gtol·(1 + |d|), or when no step lowers d any more
     and it is below 100 times that. Returns (d, evaluations, projected-gradient norm, code).
@@ -43,8 +46,8 @@ def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta):
     evals = 1
     if not np.isfinite(value):
         return value, evals, np.inf, FAILED
-    hinv = np.eye(m)
-    scaled = False
+    scaled = np.isfinite(hinv0).all()
+    hinv = hinv0.copy() if scaled else np.eye(m)
     active = np.zeros(m, np.bool_)
     trial = np.empty(m)
     grad_new = np.empty(m)
