@@ -55,7 +55,7 @@ chunk_size = {chunk_size}
 REPLICATES = 200
 COMPARED = ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "status")
 START_TIMEOUT = 30  # seconds for a scheduler or a worker to come up
-RUN_TIMEOUT = 60  # seconds for one run on the cluster
+RUN_TIMEOUT = 180  # seconds for one run on the cluster: a guard against hangs, not a target
 
 
 def write_study(directory: Path, chunk_size: int, scheduler: str | None = None, name: str = "study.toml") -> Path:
@@ -187,11 +187,20 @@ def run(study: Path, out: Path, *extra: str) -> int:
     return main([str(study), "--out", str(out), "--quiet", "--no-report", *extra])
 
 
-def run_in_background(*args):
+def in_background(function, *args):
     pool = ThreadPoolExecutor(1)
-    running = pool.submit(run, *args)
+    running = pool.submit(function, *args)
     pool.shutdown(wait=False)
     return running
+
+
+def run_in_background(*args):
+    return in_background(run, *args)
+
+
+def run_within_limit(*args) -> int:
+    """`run`, failing the test instead of hanging if the cluster does not answer."""
+    return run_in_background(*args).result(timeout=RUN_TIMEOUT)
 
 
 def wait_for_marks(out: Path, count: int, running) -> None:
@@ -208,7 +217,7 @@ def test_a_cluster_run_gives_the_local_results_bit_for_bit(tmp_path, address, lo
     # the study file names a dead scheduler; the command line wins
     study = write_study(tmp_path, chunk_size=10, scheduler=f"tcp://127.0.0.1:{free_port()}")
     out = tmp_path / "out"
-    assert run(study, out, "--scheduler", address) == 0
+    assert run_within_limit(study, out, "--scheduler", address) == 0
     assert_same_results(local, load(out))
     assert marks(out) == 2 * REPLICATES // 10
 
@@ -216,7 +225,8 @@ def test_a_cluster_run_gives_the_local_results_bit_for_bit(tmp_path, address, lo
 def test_the_study_file_can_name_the_scheduler(tmp_path, address, local, capsys):
     study = write_study(tmp_path, chunk_size=7, scheduler=address)
     out = tmp_path / "out"
-    assert main([str(study), "--out", str(out), "--no-report", "--workers", "1"]) == 0
+    argv = [str(study), "--out", str(out), "--no-report", "--workers", "1"]
+    assert in_background(main, argv).result(timeout=RUN_TIMEOUT) == 0
     assert_same_results(local, load(out))
     captured = capsys.readouterr()
     assert "beta[time]" in captured.out and f"{2 * REPLICATES}/{2 * REPLICATES} replicates" in captured.out
@@ -259,7 +269,7 @@ def test_a_lost_scheduler_stops_the_run_and_a_rerun_resumes(tmp_path, processes,
     err = capsys.readouterr().err.strip()
     assert err == f"error: lost the dask scheduler at {doomed}; rerun the same command to resume"
     assert 0 < marks(out) < REPLICATES
-    assert run(study, out, "--scheduler", address) == 0
+    assert run_within_limit(study, out, "--scheduler", address) == 0
     assert_same_results(local, load(out))
 
 
@@ -291,6 +301,54 @@ def test_a_scheduler_option_must_be_an_address(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "error: --scheduler: must be an address like \"tcp://host:8786\", got 'localhost:8786'"
     assert not (tmp_path / "out").exists()
+
+
+TABLE_STUDY = """
+[study]
+name = "table"
+seed = 5
+replicates = 20
+methods = ["REML"]
+
+[model]
+formula = "Reaction ~ 1 + Days + (1 + Days | Subject)"
+
+[layout]
+kind = "table"
+path = "rows.csv"
+columns = ["Subject", "Days"]
+
+[truth]
+beta = { "(Intercept)" = 251.4, Days = 10.5 }
+sigma = 25.6
+[truth.re.Subject]
+sd = { "(Intercept)" = 24.7, Days = 5.9 }
+
+[execution]
+chunk_size = 5
+"""
+
+
+def test_workers_get_the_plan_and_never_read_the_study_files(tmp_path, address):
+    from workbench.cluster import _compute_unit_task
+    from workbench.driver import compute_unit, plan_point
+    from workbench.study import load_study
+
+    rows = tmp_path / "rows.csv"
+    rows.write_bytes((Path(__file__).parent / "data" / "sleepstudy.csv").read_bytes())
+    path = tmp_path / "table.toml"
+    path.write_text(TABLE_STUDY)
+    assert run(path, tmp_path / "local") == 0
+    assert run_within_limit(path, tmp_path / "cluster", "--scheduler", address) == 0
+    assert_same_results(load(tmp_path / "local"), load(tmp_path / "cluster"))
+    # a unit computed from a shipped plan needs no file
+    study = load_study(path)
+    plan = plan_point(study, study.points()[0])
+    expected = compute_unit(study, 0, 1, 5)
+    rows.unlink()
+    shipped = _compute_unit_task(study, plan, 0, 1, 5, 1)
+    for name in COMPARED:
+        np.testing.assert_array_equal(expected[name], shipped[name])
 
 
 def test_unit_keys_name_the_study_point_and_chunk(tmp_path):
