@@ -273,6 +273,23 @@ def test_a_lost_scheduler_stops_the_run_and_a_rerun_resumes(tmp_path, processes,
     assert_same_results(local, load(out))
 
 
+def test_a_run_waits_for_workers_and_says_so(tmp_path, processes, capsys):
+    scheduler, empty = processes.scheduler("empty-scheduler")
+    out = tmp_path / "out"
+    argv = [str(write_study(tmp_path, chunk_size=10)), "--out", str(out), "--no-report", "--scheduler", empty]
+    running = in_background(main, argv)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    said = ""
+    while "waiting" not in said and time.monotonic() < deadline:
+        said += capsys.readouterr().err
+        time.sleep(0.05)
+    assert said.strip() == f"waiting for dask workers to join the scheduler at {empty}"
+    assert not running.done()
+    os.kill(scheduler.pid, signal.SIGKILL)
+    assert running.result(timeout=RUN_TIMEOUT) == 3
+    assert marks(out) == 0
+
+
 def test_an_unreachable_scheduler_is_one_line_and_marks_nothing(tmp_path, capsys):
     dead = f"tcp://127.0.0.1:{free_port()}"
     out = tmp_path / "out"

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numba
@@ -83,6 +83,7 @@ def run_on_cluster(
     chunk_size: int,
     address: str,
     threads: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
     """Compute `units` on the dask cluster at `address`, yielding each result as it completes.
 
@@ -94,6 +95,8 @@ def run_on_cluster(
         The scheduler, e.g. ``"tcp://127.0.0.1:8786"``.
     threads : int, optional
         Numba threads per unit on a worker; by default the worker's number of threads.
+    notify : callable, optional
+        Called with a line of text when the cluster has no workers yet.
 
     Raises `ClusterError` if the scheduler cannot be reached and `RunStopped` if the
     connection breaks; results yielded before that are complete and can be kept.
@@ -102,7 +105,7 @@ def run_on_cluster(
     with _quiet_distributed_logs():
         client = _connect(address)
         try:
-            yield from _run(client, study, units, chunk_size, threads)
+            yield from _run(client, study, units, chunk_size, threads, address, notify)
         except RunStopped:
             raise
         except Exception as exc:
@@ -130,7 +133,7 @@ def _connect(address: str):
         raise ClusterError(f"cannot reach the dask scheduler at {address}: {_reason(exc)}") from None
 
 
-def _run(client, study: Study, units, chunk_size: int, threads: int | None):
+def _run(client, study: Study, units, chunk_size: int, threads, address: str, notify):
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
@@ -143,6 +146,8 @@ def _run(client, study: Study, units, chunk_size: int, threads: int | None):
     capacity = _Capacity(client)
     todo = iter(units)
     exhausted = False
+    if units and not capacity.threads and notify is not None:
+        notify(f"waiting for dask workers to join the scheduler at {address}")
     while True:
         while not exhausted and len(where) < capacity():
             unit = next(todo, None)
@@ -231,18 +236,18 @@ class _Capacity:
     def __init__(self, client):
         self.client = client
         self.looked = -float("inf")
-        self.units = UNITS_PER_THREAD
+        self.threads = 0
+        self()
 
     def __call__(self) -> int:
         now = time.monotonic()
         if now - self.looked >= CAPACITY_REFRESH:
             self.looked = now
             try:
-                threads = sum(self.client.nthreads().values())
+                self.threads = sum(self.client.nthreads().values())
             except OSError:  # the scheduler is gone; the next result will say so
-                threads = 0
-            self.units = UNITS_PER_THREAD * max(threads, 1)
-        return self.units
+                self.threads = 0
+        return UNITS_PER_THREAD * max(self.threads, 1)
 
 
 @contextmanager

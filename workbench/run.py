@@ -109,7 +109,9 @@ def run_study(
     if scheduler is None:
         executor = run_locally(study, todo, chunk_size)
     else:
-        executor = run_on_cluster(study, todo, chunk_size, scheduler, threads=workers)
+        executor = run_on_cluster(
+            study, todo, chunk_size, scheduler, threads=workers, notify=lambda text: _say(quiet, text)
+        )
     with contextlib.closing(executor) as units:
         for point, chunk, results in units:
             store.write_unit(point, chunk, chunk * chunk_size, results)
