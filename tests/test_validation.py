@@ -63,7 +63,10 @@ def test_the_fast_study_agrees_with_exact_theory_within_4_mcse(run):
     assert len(comparison) == 2 * 2 * len(QUANTITIES)
     assert (comparison["mcse"] > 0).all()
     worst = comparison.loc[comparison["z"].abs().idxmax()]
-    assert (comparison["z"].abs() < 4).all(), f"largest disagreement:\n{worst}"
+    assert abs(worst["z"]) < 4, (
+        f"{worst['method']} {worst['quantity']} at point {worst['point']}: exact {worst['theory']:.4f}, "
+        f"study {worst['study']:.4f} (MCSE {worst['mcse']:.4f}), {worst['z']:+.1f} MCSE"
+    )
     # The comparison is sharp: ML's downward bias of var_a at 4 groups is many MCSEs from REML's.
     mean_var_a = comparison[(comparison["quantity"] == "mean_var_a") & (comparison["point"] == 0)].set_index("method")
     assert (mean_var_a.loc["REML", "study"] - mean_var_a.loc["ML", "study"]) / mean_var_a["mcse"].max() > 10
