@@ -47,25 +47,50 @@ def canonical_theta(st, theta):
 
 @jit
 def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
-    """Polish a near-singular θ: its small diagonals at 0, then bounded steps from there.
+    """Settle a near-singular θ: on the boundary if that is the optimum, else off it.
 
-    The polished θ replaces `theta` only if its criterion is not higher. Returns
+    Near θᵢ = 0 the criterion is flat (d ≈ d₀ + aθᵢ² + bθᵢ⁴), so the unbounded fit stops
+    somewhere in that region. Small diagonals are set to 0 and the rest polished with
+    bounds; then the second-order test: if the gradient at θᵢ = SINGULAR_TOL (lme4's
+    singularity tolerance) points back to 0, the boundary is the optimum; if it points
+    away (a < 0, 0 is a saddle), the optimum is interior and is refined from there.
+    The settled θ replaces `theta` only if its criterion is not higher. Returns
     (replaced, criterion, evaluations, gradient norm).
     """
     m = theta.shape[0]
     trial = theta.copy()
-    snapped = False
+    snapped = np.zeros(m, np.bool_)
     for i in range(m):
         if lower[i] == 0.0 and trial[i] < SNAP:
             trial[i] = 0.0
-            snapped = True
-    if not snapped:
+            snapped[i] = True
+    if not snapped.any():
         return False, value, 0, np.inf
-    polished = np.empty(m)
-    identity = np.full((m, m), np.nan)
-    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, polished, identity)
-    if code == CONVERGED and new_value <= value:
-        theta[:] = polished
+    none = np.full((m, m), np.nan)
+    settled = np.empty(m)
+    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, settled, none)
+    if code != CONVERGED:
+        return False, value, evals, np.inf
+    grad = np.empty(m)
+    leave = False
+    probe = settled.copy()
+    for i in range(m):
+        if snapped[i] and settled[i] == 0.0:
+            probe[i] = SINGULAR_TOL
+            deviance_and_gradient(probe, st, cp, ws, reml, grad)
+            evals += 1
+            if grad[i] < 0.0:
+                leave = True
+            else:
+                probe[i] = 0.0
+    if leave:
+        # off the boundary along the directions that descend, then bounded steps
+        new_value, more, pg, code = minimize(probe, lower, st, cp, ws, reml, gtol, max_iter, settled, none)
+        evals += more
+        if code != CONVERGED:
+            return False, value, evals, np.inf
+    if new_value <= value:
+        theta[:] = settled
         return True, new_value, evals, pg
     return False, value, evals, np.inf
 
