@@ -57,7 +57,7 @@ def write_study(tmp_path, replicates=12, chunk_size=5, name="study.toml", **repl
 
 
 def run(path, out, *extra):
-    return main([str(path), "--out", str(out), "--quiet", *extra])
+    return main([str(path), "--out", str(out), "--quiet", "--no-report", *extra])
 
 
 def load(out):
