@@ -148,18 +148,18 @@ def fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta):
 
 @jit
 def fit_theta_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta):
-    """θ̂ into `theta`: from the moment start, and from lme4's identity start when doubtful.
+    """θ̂ into `theta` from `start` (with inverse Hessian `hinv0`, or NaN for none).
 
     θ is optimised without bounds: d depends on ΛΛ' only, so it is even in each column of λ,
     and a bound at 0 would be a trap — the gradient vanishes there by symmetry even where 0
     is a saddle, not a minimum. The result is made canonical (non-negative diagonal), as
-    lme4 reports it. Doubtful means unconverged or singular (maybe a local optimum); then
-    the lower criterion of the two starts wins. Returns (criterion, evaluations, gradient
-    norm, code).
+    lme4 reports it, and a singular one passes a second-order test on the boundary. When
+    the optimiser does not converge, lme4's identity start is tried too and the lower
+    criterion wins. Returns (criterion, evaluations, gradient norm, code).
     """
     m = theta.shape[0]
     value, evals, pg, code = _fit_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta)
-    if code == CONVERGED and not is_singular(theta, lower):
+    if code == CONVERGED:
         return value, evals, pg, code
     identity = np.zeros(m)
     for i in range(m):
