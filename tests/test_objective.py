@@ -39,7 +39,8 @@ def random_data(seed: int, n: int) -> pd.DataFrame:
 
 
 def random_theta(design, rng):
-    theta = design.theta_start() + 0.6 * rng.standard_normal(design.ntheta)
+    identity = np.where(design.theta_lower_bounds() == 0, 1.0, 0.0)
+    theta = identity + 0.6 * rng.standard_normal(design.ntheta)
     return np.where(design.theta_lower_bounds() == 0, np.abs(theta), theta)
 
 

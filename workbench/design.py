@@ -83,15 +83,6 @@ class Design:
         _, row, col = self.theta_map()
         return np.where(row == col, 0.0, -np.inf)
 
-    def theta_start(self) -> np.ndarray:
-        """lme4's default start: identity λ for every term."""
-        _, row, col = self.theta_map()
-        return np.where(row == col, 1.0, 0.0)
-
-    def with_response(self, y: np.ndarray) -> "Design":
-        """The same design with another response vector (for simulation)."""
-        return Design(self.formula, self.x, self.fixef_names, np.asarray(y, float), self.terms, 0)
-
 
 def build_design(formula: str | Formula, data: pd.DataFrame, response_required: bool = True) -> Design:
     """Check `data` against `formula` and build the design.

@@ -23,6 +23,7 @@ from workbench.design import Design, build_design
 from workbench.errors import WorkbenchError
 from workbench.formula import Formula
 from workbench.kernels.simulate import marginal_covariance, simulate_responses
+from workbench.structure import term_arrays
 from workbench.truth import term_covariances, term_lambdas, truth_to_parameters
 
 __all__ = [
@@ -79,12 +80,7 @@ def simulation_inputs(design: Design, beta: np.ndarray, theta: np.ndarray, sigma
 def _term_arrays(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """codes (K, n), zero-padded z (K, n, qmax), term_q (K,) and term_offset (K,) of the design's terms."""
     terms = design.terms
-    qmax = max(t.q for t in terms)
-    codes = np.empty((len(terms), design.n), dtype=np.int64)
-    z = np.zeros((len(terms), design.n, qmax))
-    for k, term in enumerate(terms):
-        codes[k] = term.codes
-        z[k, :, : term.q] = term.z
+    codes, z = term_arrays(design)
     term_q = np.array([t.q for t in terms], dtype=np.int64)
     sizes = np.array([t.q * t.nlevels for t in terms], dtype=np.int64)
     term_offset = (np.cumsum(sizes) - sizes).astype(np.int64)
