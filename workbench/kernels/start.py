@@ -51,6 +51,40 @@ def _level_blocks(st, cp, k, j, g, zx, zy):
 
 
 @jit
+def _nested_share(st, cp, k, covs):
+    """Per level j of a scalar prefix term k: Σ over finer scalar terms l and their levels i
+    under j of (Z_j'Z_i)² Var_l — what the finer levels add to the variance of b_j·Z_j'Z_j.
+
+    Without it a coarse level's moment estimate also holds its finer levels' variances,
+    and the start of a nested model is far from its optimum.
+    """
+    share = np.zeros(_nlevels(st, k))
+    first = 0  # first front of term l
+    front_k = 0
+    for kk in range(k):
+        front_k += _nlevels(st, kk)
+    for l in range(k):
+        count = _nlevels(st, l)
+        if st.term_q[l] == 1:
+            variance = max(covs[l, 0, 0], 0.0)
+            for i in range(count):
+                f = first + i
+                ancestor = f
+                for _ in range(k - l):
+                    ancestor = st.front_parent[ancestor]
+                j = ancestor - front_k
+                target = st.term_row0[k] + j
+                lo = st.front_ptr[f]
+                pos = 1
+                while st.front_rows[lo + pos] != target:
+                    pos += 1
+                value = cp.a_front[st.front_acol_ptr[f] + pos]
+                share[j] += value * value * variance
+        first += count
+    return share
+
+
+@jit
 def moment_start(st, cp, lower):
     """θ from moment estimates of every term's covariance, relative to σ²."""
     d = cp.a_tt.shape[0]
@@ -80,6 +114,8 @@ def moment_start(st, cp, lower):
         b = np.empty(q)
         outer = np.zeros((q, q))
         sampling = np.zeros((q, q))
+        nested = 0.0
+        share = _nested_share(st, cp, k, covs) if 0 < k < st.nprefix and q == 1 else np.zeros(0)
         explained = 0.0
         used = 0
         for j in range(nlev):
@@ -117,12 +153,15 @@ def moment_start(st, cp, lower):
                 for c in range(q):
                     outer[a, c] += b[a] * b[c]
                     sampling[a, c] += ginv[a * q + c]
+            if share.shape[0] > 0:
+                nested += share[j] * ginv[0] ** 2
             used += 1
         if k == 0 and n - p - used * q > 0:
             sigma2 = max((rr - explained) / (n - p - used * q), 1e-12 * rr / max(n - p, 1))
         if used > 0:
             covs[k, :q, :q] = outer / used
             covs[k, :q, :q] -= sigma2 * sampling / used
+            covs[k, 0, 0] -= nested / used
     theta = np.empty(st.theta_term.shape[0])
     for k in range(nterms):
         q = st.term_q[k]
