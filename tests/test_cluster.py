@@ -17,41 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from studies import slopes_study
 from workbench.cluster import study_digest, unit_key
 from workbench.run import main
 from workbench.store import ReplicateStore
 
 pytest.importorskip("distributed")
 
-STUDY = """
-[study]
-name = "cluster"
-seed = 11
-replicates = {replicates}
-methods = ["ML", "REML"]
-
-[model]
-formula = "y ~ 1 + time + (1 + time | subject)"
-
-[layout]
-kind = "longitudinal"
-subjects = 8
-times = [0, 1, 2, 3, 4]
-
-[truth]
-beta = {{ "(Intercept)" = 10.0, time = 1.0 }}
-sigma = 1.0
-[truth.re.subject]
-sd = {{ "(Intercept)" = 1.0, time = 0.5 }}
-corr = {{ "(Intercept):time" = 0.3 }}
-
-[grid]
-"layout.subjects" = [8, 12]
-
-[execution]
-chunk_size = {chunk_size}
-{scheduler}
-"""
 REPLICATES = 200
 COMPARED = ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "status")
 START_TIMEOUT = 30  # seconds for a scheduler or a worker to come up
@@ -61,7 +33,7 @@ RUN_TIMEOUT = 180  # seconds for one run on the cluster: a guard against hangs, 
 def write_study(directory: Path, chunk_size: int, scheduler: str | None = None, name: str = "study.toml") -> Path:
     line = "" if scheduler is None else f'scheduler = "{scheduler}"'
     path = directory / name
-    path.write_text(STUDY.format(replicates=REPLICATES, chunk_size=chunk_size, scheduler=line))
+    path.write_text(slopes_study(name="cluster", seed=11, replicates=REPLICATES, chunk_size=chunk_size, execution=line))
     return path
 
 

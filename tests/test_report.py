@@ -9,39 +9,19 @@ import pytest
 import xarray as xr
 from PIL import Image
 
+from studies import slopes_study
 from workbench import report
 from workbench.report_plots import DesignAxis, at_zero, factor_label
 from workbench.run import main as run_main
 
-STUDY = """
-[study]
-name = "tiny-report"
-seed = 5
-replicates = 40
-methods = ["ML", "REML"]
-
-[model]
-formula = "y ~ 1 + time + (1 + time | subject)"
-
-[layout]
-kind = "longitudinal"
-subjects = 8
-times = [0, 1, 2, 3, 4]
-
-[truth]
-beta = { "(Intercept)" = 10.0, time = 1.0 }
-sigma = 1.0
-[truth.re.subject]
-sd = { "(Intercept)" = 1.0, time = 0.2 }
-corr = { "(Intercept):time" = 0.3 }
-
-[grid]
-"layout.subjects" = [6, 12]
-"truth.re.subject.sd.time" = [0.05, 0.5]
-
-[execution]
-chunk_size = 20
-"""
+STUDY = slopes_study(
+    name="tiny-report",
+    seed=5,
+    replicates=40,
+    chunk_size=20,
+    slope_sd=0.2,
+    grid='"layout.subjects" = [6, 12]\n"truth.re.subject.sd.time" = [0.05, 0.5]',
+)
 FIGURES = ("bias", "coverage", "shares", "zip", "distribution")
 
 

@@ -13,42 +13,13 @@ import pytest
 import xarray as xr
 
 import workbench as wb
+from studies import slopes_study
 from workbench.run import main
 from workbench.simulate import simulate
 from workbench.store import ReplicateStore
 
-STUDY = """
-[study]
-name = "tiny"
-seed = 7
-replicates = {replicates}
-methods = ["ML", "REML"]
-
-[model]
-formula = "y ~ 1 + time + (1 + time | subject)"
-
-[layout]
-kind = "longitudinal"
-subjects = 8
-times = [0, 1, 2, 3, 4]
-
-[truth]
-beta = {{ "(Intercept)" = 10.0, time = 1.0 }}
-sigma = 1.0
-[truth.re.subject]
-sd = {{ "(Intercept)" = 1.0, time = 0.5 }}
-corr = {{ "(Intercept):time" = 0.3 }}
-
-[grid]
-"layout.subjects" = [8, 12]
-
-[execution]
-chunk_size = {chunk_size}
-"""
-
-
 def write_study(tmp_path, replicates=12, chunk_size=5, name="study.toml", **replace):
-    text = STUDY.format(replicates=replicates, chunk_size=chunk_size)
+    text = slopes_study(replicates=replicates, chunk_size=chunk_size)
     for old, new in replace.items():
         text = text.replace(old.replace("_", " "), new)
     path = tmp_path / name
@@ -180,7 +151,7 @@ def test_another_study_in_the_same_directory_is_refused(tmp_path, capsys):
 )
 def test_bad_studies_get_one_line_and_write_nothing(tmp_path, capsys, old, new, message):
     path = tmp_path / "study.toml"
-    path.write_text(STUDY.format(replicates=12, chunk_size=5).replace(old, new))
+    path.write_text(slopes_study().replace(old, new))
     out = tmp_path / "out"
     assert run(path, out) == 2
     err = capsys.readouterr().err.strip()
