@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from workbench.design import Design, build_design
 from workbench.errors import DataError, FormulaError, StudyError
@@ -121,19 +122,22 @@ def compute_unit(
     design, problem = plan.design, plan.problem
     reml = np.array([method == "REML" for method in study.methods])
     started = time.perf_counter()
-    run_chunk(
-        problem.structure,
-        problem.products,
-        plan.simulation,
-        design.x,
-        front_starts(problem.structure),
-        normals,
-        reml,
-        design.theta_lower_bounds(),
-        GRADIENT_TOL,
-        MAX_ITER,
-        out,
-    )
+    # replicates run in parallel already: BLAS threads inside each (large trailing blocks
+    # call LAPACK) would only compete with them, several times slower
+    with threadpool_limits(limits=1, user_api="blas"):
+        run_chunk(
+            problem.structure,
+            problem.products,
+            plan.simulation,
+            design.x,
+            front_starts(problem.structure),
+            normals,
+            reml,
+            design.theta_lower_bounds(),
+            GRADIENT_TOL,
+            MAX_ITER,
+            out,
+        )
     # per-fit cost: the chunk's wall time shared out over its fits and the threads that ran them
     seconds = (time.perf_counter() - started) * numba.get_num_threads() / (nrep * nmethods)
     names = ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "status")
