@@ -110,6 +110,34 @@ def _lower_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
             dst[r * dst_stride + c] = acc
 
 
+@jit_inline
+def _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g):
+    """The gradient terms of a front with one effect per level, in one pass over its rows.
+
+    The same sums as the general loops (own level: Σ_r A[r, f](Λ̃S)[r, f]; each later random
+    row (J, a): A[(J, a), f] λ_f S[(J, b), f]), without their scratch column and unit loops,
+    which cost more than the arithmetic in the small fronts of nested models.
+    """
+    row_term, row_comp, term_q = layout
+    lam_f = lam[k, 0, 0]
+    own = 0.0
+    for r in range(s):
+        kr = row_term[rows[r]]
+        if kr < 0:
+            own += acol[r] * sm[r]
+            continue
+        comp = row_comp[rows[r]]
+        base = r - comp
+        v = 0.0
+        for c2 in range(comp + 1):
+            v += lam[kr, comp, c2] * sm[base + c2]
+        own += acol[r] * v
+        if r > 0:
+            for b in range(term_q[kr]):
+                g[kr, comp, b] += acol[r] * lam_f * sm[base + b]
+    g[k, 0, 0] += own
+
+
 @jit
 def _trailing_rows(st):
     d = st.row_term.shape[0] - st.t0
@@ -353,6 +381,9 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
                 for c in range(q):
                     full[a * s + c] = sm[a * q + c]
                     full[c * s + a] = sm[a * q + c]
+        if q == 1:
+            _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g)
+            continue
         # The front's own level: Σ_r A[r, (f,a)] (Λ̃S)[r, (f,b)].
         _lower_rows(sm, q, rows, layout, lam, bcol, q, q)
         for a in range(q):
