@@ -111,6 +111,22 @@ def _lower_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
 
 
 @jit_inline
+def _scalar_front_inverse(s, lf, sm, src, stride, relpos):
+    """S on a front with one effect per level: S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l."""
+    diagonal = lf[0]
+    for a in range(1, s):
+        pa = relpos[a - 1] * stride
+        v = 0.0
+        for b in range(1, s):
+            v += src[pa + relpos[b - 1]] * lf[b]
+        sm[a] = -v / diagonal
+    v = 1.0 / diagonal
+    for a in range(1, s):
+        v -= lf[a] * sm[a]
+    sm[0] = v / diagonal
+
+
+@jit_inline
 def _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g):
     """The gradient terms of a front with one effect per level, in one pass over its rows.
 
@@ -337,39 +353,42 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
             stride = d
             src = sttf
         relpos = st.front_relpos[lo + q : lo + s]
-        # S_Rf = −S_RR L_Rf L_ff⁻¹, with S_RR read from the parent's S (or S_TT)
-        for a in range(q, s):
-            pa = relpos[a - q] * stride
-            for c in range(q):
-                v = 0.0
-                for b in range(q, s):
-                    v += src[pa + relpos[b - q]] * lf[b * q + c]
-                y[(a - q) * q + c] = v
-        for a in range(q, s):
-            for c in range(q - 1, -1, -1):
-                v = -y[(a - q) * q + c]
-                for c2 in range(c + 1, q):
-                    v -= sm[a * q + c2] * lf[c2 * q + c]
-                sm[a * q + c] = v / lf[c * q + c]
-        # S_ff = L_ff⁻ᵀ (L_ff⁻¹ − L_Rf' S_Rf)
-        invert_lower(lf, q, q, minv, q)
-        for c1 in range(q):
-            for c2 in range(q):
-                v = minv[c1 * q + c2]
-                for a in range(q, s):
-                    v -= lf[a * q + c1] * sm[a * q + c2]
-                z[c1 * q + c2] = v
-        for c1 in range(q):
-            for c2 in range(q):
-                v = 0.0
-                for kk in range(q):
-                    v += minv[kk * q + c1] * z[kk * q + c2]
-                sm[c1 * q + c2] = v
-        for c1 in range(q):
-            for c2 in range(c1):
-                v = 0.5 * (sm[c1 * q + c2] + sm[c2 * q + c1])
-                sm[c1 * q + c2] = v
-                sm[c2 * q + c1] = v
+        if q == 1:
+            _scalar_front_inverse(s, lf, sm, src, stride, relpos)
+        else:
+            # S_Rf = −S_RR L_Rf L_ff⁻¹, with S_RR read from the parent's S (or S_TT)
+            for a in range(q, s):
+                pa = relpos[a - q] * stride
+                for c in range(q):
+                    v = 0.0
+                    for b in range(q, s):
+                        v += src[pa + relpos[b - q]] * lf[b * q + c]
+                    y[(a - q) * q + c] = v
+            for a in range(q, s):
+                for c in range(q - 1, -1, -1):
+                    v = -y[(a - q) * q + c]
+                    for c2 in range(c + 1, q):
+                        v -= sm[a * q + c2] * lf[c2 * q + c]
+                    sm[a * q + c] = v / lf[c * q + c]
+            # S_ff = L_ff⁻ᵀ (L_ff⁻¹ − L_Rf' S_Rf)
+            invert_lower(lf, q, q, minv, q)
+            for c1 in range(q):
+                for c2 in range(q):
+                    v = minv[c1 * q + c2]
+                    for a in range(q, s):
+                        v -= lf[a * q + c1] * sm[a * q + c2]
+                    z[c1 * q + c2] = v
+            for c1 in range(q):
+                for c2 in range(q):
+                    v = 0.0
+                    for kk in range(q):
+                        v += minv[kk * q + c1] * z[kk * q + c2]
+                    sm[c1 * q + c2] = v
+            for c1 in range(q):
+                for c2 in range(c1):
+                    v = 0.5 * (sm[c1 * q + c2] + sm[c2 * q + c1])
+                    sm[c1 * q + c2] = v
+                    sm[c2 * q + c1] = v
         # a front with children keeps S on its whole pattern for them to read
         full = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]]
         if full.shape[0] > 0:
