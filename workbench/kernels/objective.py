@@ -111,6 +111,20 @@ def _lower_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
 
 
 @jit_inline
+def _scalar_front_update(s, lf, acc, gathered, target, stride, relpos):
+    """Extend-add the update −L_Rf L_Rf' (plus the children's) of a front with one effect per level."""
+    for a in range(1, s):
+        pa = relpos[a - 1] * stride
+        la = lf[a]
+        if gathered:
+            for b in range(1, a + 1):
+                target[pa + relpos[b - 1]] += acc[a * s + b] - la * lf[b]
+        else:
+            for b in range(1, a + 1):
+                target[pa + relpos[b - 1]] -= la * lf[b]
+
+
+@jit_inline
 def _scalar_front_inverse(s, lf, sm, src, stride, relpos):
     """S on a front with one effect per level: S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l."""
     diagonal = lf[0]
@@ -219,6 +233,9 @@ def factorize(theta, st, cp, ws):
             stride = d
             target = ttf
         relpos = st.front_relpos[lo + q : lo + s]
+        if q == 1:
+            _scalar_front_update(s, lf, acc, gathered, target, stride, relpos)
+            continue
         for a in range(q, s):
             pa = relpos[a - q] * stride
             for b in range(q, a + 1):
