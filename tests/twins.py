@@ -4,7 +4,7 @@ import numpy as np
 from scipy.linalg import block_diag
 
 from workbench.design import Design
-from workbench.result import lambda_blocks
+from workbench.truth import term_lambdas
 
 
 def dense_z(design: Design) -> np.ndarray:
@@ -19,7 +19,7 @@ def dense_z(design: Design) -> np.ndarray:
 
 
 def dense_lambda(design: Design, theta: np.ndarray) -> np.ndarray:
-    return block_diag(*[np.kron(np.eye(t.nlevels), lam) for t, lam in zip(design.terms, lambda_blocks(design, theta))])
+    return block_diag(*[np.kron(np.eye(t.nlevels), lam) for t, lam in zip(design.terms, term_lambdas(design, theta))])
 
 
 def dense_criterion(design: Design, theta: np.ndarray, reml: bool) -> float:

@@ -9,10 +9,11 @@ import pandas as pd
 
 from workbench.design import Design, build_design
 from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
-from workbench.kernels.montecarlo import SINGULAR_TOL, fit_theta, is_singular
+from workbench.kernels.montecarlo import fit_theta, is_singular
 from workbench.kernels.optimize import CONVERGED
 from workbench.result import FitResult, varcorr_frame
 from workbench.structure import CrossProducts, Structure, build_structure, cross_products
+from workbench.truth import term_lambdas
 
 GRADIENT_TOL = 1e-7  # relative to 1 + |d|
 MAX_ITER = 500
@@ -112,13 +113,7 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
 def _ranef(design: Design, st: Structure, theta: np.ndarray, solution: np.ndarray) -> dict[str, pd.DataFrame]:
     """Conditional modes b = Λu per grouping factor (terms on the same factor side by side)."""
     out: dict[str, pd.DataFrame] = {}
-    start = 0
-    for k, term in enumerate(design.terms):
-        lam = np.zeros((term.q, term.q))
-        rows, cols = np.tril_indices(term.q)
-        order = np.lexsort((rows, cols))  # column-major
-        lam[rows[order], cols[order]] = theta[start : start + term.ntheta]
-        start += term.ntheta
+    for k, (term, lam) in enumerate(zip(design.terms, term_lambdas(design, theta))):
         u = solution[st.term_row0[k] : st.term_row0[k] + term.q * term.nlevels].reshape(term.nlevels, term.q)
         frame = pd.DataFrame(u @ lam.T, index=pd.Index(term.levels, name=term.group), columns=list(term.names))
         out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame

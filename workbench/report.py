@@ -248,7 +248,7 @@ def _validation_section(results: Results, one_way: validation.OneWayStudy, folde
     lines = [
         "## Agreement with exact theory",
         "",
-        f"The balanced one-way model y = μ + a + e has exact ML and REML theory (`workbench.theory`): the "
+        "The balanced one-way model y = μ + a + e has exact ML and REML theory (`workbench.theory`): the "
         "probability that the variance of the group effect is estimated as 0, the expected estimates of "
         "both variances, and the coverage of the Wald interval for μ. Here they are beside the study's "
         "singular share, mean estimates and coverage. The MCSE of a mean is the sample SD / sqrt(n); that "

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.design import Design
+from workbench.truth import term_lambdas
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,23 +41,10 @@ class FitResult:
         return format_fit(self)
 
 
-def lambda_blocks(design: Design, theta: np.ndarray) -> list[np.ndarray]:
-    """λ of each term from θ (lower triangle, column-major)."""
-    blocks, start = [], 0
-    for term in design.terms:
-        lam = np.zeros((term.q, term.q))
-        for c in range(term.q):
-            for r in range(c, term.q):
-                lam[r, c] = theta[start]
-                start += 1
-        blocks.append(lam)
-    return blocks
-
-
 def varcorr_frame(design: Design, theta: np.ndarray, sigma: float) -> pd.DataFrame:
     """Variances, SDs, covariances and correlations of every term, then the residual."""
     rows = []
-    for term, lam in zip(design.terms, lambda_blocks(design, theta)):
+    for term, lam in zip(design.terms, term_lambdas(design, theta)):
         cov = sigma**2 * lam @ lam.T
         sd = np.sqrt(np.diag(cov))
         for i, name in enumerate(term.names):
