@@ -7,6 +7,7 @@ unit's results do not depend on which units ran before it, where, or in which or
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from workbench.design import Design, build_design
 from workbench.errors import DataError, FormulaError, StudyError
@@ -77,6 +78,13 @@ def plan_point(study: Study, point: DesignPoint) -> PointPlan:
 _PLANS: dict[tuple[str, str, int], PointPlan] = {}
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries, found once: that costs a millisecond or two, limiting them then
+    microseconds (a unit may take only ten milliseconds)."""
+    return ThreadpoolController()
+
+
 def _cached_plan(study: Study, index: int) -> PointPlan:
     """The plan of a point, kept while its units run (a study is identified by its text)."""
     key = (study.text, str(study.base_dir), index)
@@ -124,7 +132,7 @@ def compute_unit(
     started = time.perf_counter()
     # replicates run in parallel already: BLAS threads inside each (large trailing blocks
     # call LAPACK) would only compete with them, several times slower
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas().limit(limits=1, user_api="blas"):
         run_chunk(
             problem.structure,
             problem.products,
