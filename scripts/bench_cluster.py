@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from workbench.run import run_study
-from workbench.store import ReplicateStore
-from workbench.study import load_study
+from workbench.study.store import ReplicateStore
+from workbench.study.spec import load_study
 
 COMPARED = ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "status")
 

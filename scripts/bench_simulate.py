@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from workbench.design import build_design
+from workbench.model.design import build_design
 from workbench.kernels.simulate import simulate_responses
-from workbench.simulate import draw_normals, simulation_inputs
-from workbench.truth import truth_to_parameters
+from workbench.simulation.simulate import draw_normals, simulation_inputs
+from workbench.model.truth import truth_to_parameters
 
 
 def slopes():

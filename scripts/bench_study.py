@@ -25,9 +25,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from workbench.driver import compute_unit, plan_point
-from workbench.simulate import simulate_design
-from workbench.study import parse_study
+from workbench.study.units import compute_unit, plan_point
+from workbench.simulation.simulate import simulate_design
+from workbench.study.spec import parse_study
 
 STUDIES = {
     "slopes 50x10": """

@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import reject
 from hypothesis import strategies as st
 
-from workbench.design import Design, build_design
+from workbench.model.design import Design, build_design
 from workbench.errors import DataError
 
 FORMULAS = {

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from studies import slopes_study
-from workbench.cluster import study_digest, unit_key
+from workbench.study.cluster import study_digest, unit_key
 from workbench.run import main
-from workbench.store import ReplicateStore
+from workbench.study.store import ReplicateStore
 
 pytest.importorskip("distributed")
 
@@ -319,9 +319,9 @@ chunk_size = 5
 
 
 def test_workers_get_the_plan_and_never_read_the_study_files(tmp_path, address):
-    from workbench.cluster import _compute_unit_task
-    from workbench.driver import compute_unit, plan_point
-    from workbench.study import load_study
+    from workbench.study.cluster import _compute_unit_task
+    from workbench.study.units import compute_unit, plan_point
+    from workbench.study.spec import load_study
 
     rows = tmp_path / "rows.csv"
     rows.write_bytes((Path(__file__).parent / "data" / "sleepstudy.csv").read_bytes())
@@ -341,7 +341,7 @@ def test_workers_get_the_plan_and_never_read_the_study_files(tmp_path, address):
 
 
 def test_unit_keys_name_the_study_point_and_chunk(tmp_path):
-    from workbench.study import load_study
+    from workbench.study.spec import load_study
 
     study = load_study(write_study(tmp_path, chunk_size=10))
     digest = study_digest(study, 10)

@@ -1,4 +1,4 @@
-"""`workbench.fit` reproduces lme4 1.1-31 on the classic data sets (tests/data/lme4_reference.json)."""
+"""`workbench.fitting.fit` reproduces lme4 1.1-31 on the classic data sets (tests/data/lme4_reference.json)."""
 
 import json
 from pathlib import Path

@@ -3,7 +3,7 @@
 import pytest
 
 from workbench.errors import FormulaError
-from workbench.formula import parse_formula
+from workbench.model.formula import parse_formula
 
 
 def terms(text):

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.errors import LayoutError
-from workbench.layout import MAX_ROWS, make_layout, validate_layout
+from workbench.simulation.layout import MAX_ROWS, make_layout, validate_layout
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,12 +8,12 @@ from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 from strategies import crossed_layouts, design_or_reject, longitudinal_layouts, models, nested_layouts, truths
 
-from workbench.design import Design, build_design
+from workbench.model.design import Design, build_design
 from workbench.errors import WorkbenchError
-from workbench.fit import loglik
+from workbench.fitting.fit import loglik
 from workbench.kernels.simulate import marginal_covariance
-from workbench.simulate import marginal_cov, marginal_cov_design, simulate_design, simulation_inputs
-from workbench.truth import term_covariances, truth_to_parameters
+from workbench.simulation.simulate import marginal_cov, marginal_cov_design, simulate_design, simulation_inputs
+from workbench.model.truth import term_covariances, truth_to_parameters
 
 
 def assert_close(actual, expected):

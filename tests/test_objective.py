@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twins import dense_criterion
-from workbench.design import build_design
-from workbench.fit import Problem
+from workbench.model.design import build_design
+from workbench.fitting.problem import Problem
 from workbench.kernels.objective import deviance, deviance_and_gradient, make_workspace
 
 FORMULAS = {

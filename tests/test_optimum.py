@@ -6,10 +6,10 @@ import pytest
 import scipy.optimize as so
 
 import workbench as wb
-from workbench.design import build_design
-from workbench.fit import Problem
+from workbench.model.design import build_design
+from workbench.fitting.problem import Problem
 from workbench.kernels.objective import deviance, make_workspace
-from workbench.simulate import simulate
+from workbench.simulation.simulate import simulate
 
 
 def nested_layout():

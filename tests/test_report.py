@@ -10,8 +10,9 @@ import xarray as xr
 from PIL import Image
 
 from studies import slopes_study
-from workbench import report
-from workbench.report_plots import DesignAxis, at_zero, factor_label
+from workbench import report as report_cli
+from workbench.results import report
+from workbench.results.plots import DesignAxis, at_zero, factor_label
 from workbench.run import main as run_main
 
 STUDY = slopes_study(
@@ -82,7 +83,7 @@ def test_the_factors_keep_the_order_of_the_study_file(out):
 def test_param_chooses_the_zip_plot_and_svg_can_be_left_out(out, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report"))
-    assert report.main([str(copy), "--param", "beta[time]", "--no-svg"]) == 0
+    assert report_cli.main([str(copy), "--param", "beta[time]", "--no-svg"]) == 0
     text = (copy / "report" / "report.md").read_text()
     assert "## Wald intervals of beta[time] (zip plot)" in text
     assert not list((copy / "report").glob("*.svg"))
@@ -92,7 +93,7 @@ def test_a_report_from_the_summary_alone_says_what_is_missing(out, tmp_path):
     copy = tmp_path / "summary-only"
     copy.mkdir()
     shutil.copy(out / "summary.nc", copy / "summary.nc")
-    assert report.main([str(copy), "--no-svg"]) == 0
+    assert report_cli.main([str(copy), "--no-svg"]) == 0
     text = (copy / "report" / "report.md").read_text()
     assert "(bias.png)" in text and "(zip.png)" not in text
     assert "raw replicates are not in" in text
@@ -101,7 +102,7 @@ def test_a_report_from_the_summary_alone_says_what_is_missing(out, tmp_path):
 def test_a_report_without_a_summary_summarises_the_raw_replicates(out, tmp_path):
     copy = tmp_path / "raw-only"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "summary.nc"))
-    assert report.main([str(copy), "--no-svg"]) == 0
+    assert report_cli.main([str(copy), "--no-svg"]) == 0
     with xr.open_dataset(out / "summary.nc", engine="scipy") as stored:
         recomputed = report.load_results(copy).summary
         np.testing.assert_allclose(recomputed["bias"].values, stored["bias"].values)
@@ -129,7 +130,7 @@ def test_errors_are_one_line_with_status_2(make, args, message, out, tmp_path, c
         target.mkdir()
     elif make == "results":
         target = out
-    assert report.main([str(target), *args]) == 2
+    assert report_cli.main([str(target), *args]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
@@ -139,7 +140,7 @@ def test_errors_are_one_line_with_status_2(make, args, message, out, tmp_path, c
 def test_a_store_with_no_finished_replicate_is_an_error(out, tmp_path, capsys):
     copy = tmp_path / "unfinished"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "summary.nc", "progress"))
-    assert report.main([str(copy)]) == 2
+    assert report_cli.main([str(copy)]) == 2
     assert capsys.readouterr().err.strip().endswith("no replicate has finished yet")
 
 

@@ -14,8 +14,8 @@ import xarray as xr
 import workbench as wb
 from studies import slopes_study
 from workbench.run import main
-from workbench.simulate import simulate
-from workbench.store import ReplicateStore
+from workbench.simulation.simulate import simulate
+from workbench.study.store import ReplicateStore
 
 def write_study(tmp_path, replicates=12, chunk_size=5, name="study.toml", **replace):
     text = slopes_study(replicates=replicates, chunk_size=chunk_size)
@@ -47,7 +47,7 @@ def test_a_run_writes_the_dataset_and_summary(tmp_path, capsys):
     assert (data.status >= 0).all() and np.isfinite(data.estimate.sel(param="beta[time]")).all()
     assert data.truth.sel(param="var[subject:time]").values.tolist() == [0.25, 0.25]
     assert data.truth.sel(param="cov[subject:(Intercept),time]").values[0] == pytest.approx(0.15)
-    assert "formula" in data.attrs["study"] and data.attrs["seed"] == 7 and "numba_version" in data.attrs
+    assert "formula" in data.attrs["study"] and data.attrs["seed"] == "7" and "numba_version" in data.attrs
     summary = xr.open_dataset(out / "summary.nc", engine="scipy")
     assert {"bias", "bias_mcse", "coverage", "coverage_mcse", "empse", "modelse", "rmse"} <= set(summary.data_vars)
     printed = capsys.readouterr().out
@@ -66,7 +66,7 @@ def test_a_replicate_is_the_fit_of_the_simulated_data_set(tmp_path):
     }
     y = simulate("y ~ 1 + time + (1 + time | subject)", layout, truth, nsim=3, seed=7, point=0)
     data_set = layout.assign(y=y[2])
-    # ML, the first method, starts where workbench.fit does: the same fit to the last digits
+    # ML, the first method, starts where workbench.fitting.fit does: the same fit to the last digits
     fit = wb.fit("y ~ 1 + time + (1 + time | subject)", data_set, reml=False)
     row = data.sel({"point": 0, "replicate": 2, "method": "ML"})
     assert float(row.objective) == pytest.approx(fit.objective, rel=1e-12)

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 from strategies import models
 
-from workbench.design import Design, build_design
+from workbench.model.design import Design, build_design
 from workbench.errors import WorkbenchError
 from workbench.kernels.simulate import simulate_responses
-from workbench.simulate import (
+from workbench.simulation.simulate import (
     draw_normals,
     marginal_cov,
     replicate_generator,
@@ -19,7 +19,7 @@ from workbench.simulate import (
     simulate_design,
     simulation_inputs,
 )
-from workbench.truth import term_lambdas, truth_to_parameters
+from workbench.model.truth import term_lambdas, truth_to_parameters
 
 SLOPES = "y ~ 1 + time + (1 + time | subject)"
 
@@ -151,7 +151,7 @@ def test_layout_may_carry_the_response_or_not():
     [
         (dict(nsim=0), "nsim: must be a positive integer, got 0"),
         (dict(nsim=2.0), "nsim: must be a positive integer, got 2.0"),
-        (dict(seed=-1), "seed: must be a non-negative integer, got -1"),
+        (dict(seed=-1), "seed: must be an integer from 0 to 18446744073709551615, got -1"),
         (dict(point=True), "point: must be a non-negative integer, got True"),
     ],
 )

@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from twins import dense_lambda, dense_z
-from workbench.design import build_design
-from workbench.fit import GRADIENT_TOL, MAX_ITER, Problem
+from workbench.model.design import build_design
+from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
+from workbench.fitting.problem import Problem
 from workbench.kernels.montecarlo import estimates, fit_theta
 from workbench.kernels.objective import make_workspace
-from workbench.truth import parameter_names
+from workbench.model.truth import parameter_names
 
 
 def minus2_loglik(design, psi, reml):

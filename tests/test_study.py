@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workbench.errors import StudyError, TruthError, WorkbenchError
-from workbench.study import DesignPoint, Execution, Study, load_study, parse_study, validate_truth
+from workbench.study.spec import DesignPoint, Execution, Study, load_study, parse_study, validate_truth
 
 DATA = Path(__file__).parent / "data"
 
@@ -269,8 +269,8 @@ FILE_EDITS = [
     ('name = "slopes-ml-vs-reml"', 'name = ".."', f"study.name: {NAME_RULE}, got \"..\""),
     ('name = "slopes-ml-vs-reml"', "name = 3", f"study.name: {NAME_RULE}, got 3"),
     ('name = "slopes-ml-vs-reml"\n', "", "study.name: required key is missing"),
-    ("seed = 20261125", "seed = -1", "study.seed: must be a non-negative integer, got -1"),
-    ("seed = 20261125", "seed = 1.5", "study.seed: must be a non-negative integer, got 1.5"),
+    ("seed = 20261125", "seed = -1", "study.seed: must be an integer from 0 to 18446744073709551615, got -1"),
+    ("seed = 20261125", "seed = 1.5", "study.seed: must be an integer from 0 to 18446744073709551615, got 1.5"),
     ("seed = 20261125\n", "", "study.seed: required key is missing"),
     ("replicates = 1000", "replicates = 0", "study.replicates: must be a positive integer, got 0"),
     ("replicates = 1000", "replicates = 1000\nreplicate = 5", "study.replicate: unknown key (expected one of: name, seed, replicates, methods)"),

@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 from scipy.special import ndtri
 
-from workbench import theory
-from workbench.summarise import MEASURES, SUBSETS, format_table, summarise
+from workbench.results import theory
+from workbench.results.summarise import MEASURES, SUBSETS, format_table, summarise
 
 Z95 = float(ndtri(0.975))
 

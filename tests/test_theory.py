@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, special, stats
 
-from workbench import theory
+from workbench.results import theory
 
 METHODS = ("ML", "REML")
 # (groups, size, var_a, var_e): few groups and many zeros, no random effect, a strong one
@@ -99,7 +99,7 @@ def assert_within_4_mcse(exact, draws):
     assert abs(draws.mean() - exact) <= 4 * mcse, (exact, draws.mean(), mcse)
 
 
-@pytest.mark.parametrize(("seed", "design"), enumerate(DESIGNS))
+@pytest.mark.parametrize(("seed", "design"), list(enumerate(DESIGNS)))
 def test_exact_values_agree_with_monte_carlo(seed, design):
     groups, size, var_a, var_e = design
     rng = np.random.default_rng(seed)

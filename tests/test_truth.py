@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strategies import models
-from workbench.design import build_design
+from workbench.model.design import build_design
 from workbench.errors import TruthError, WorkbenchError
-from workbench.truth import (
+from workbench.model.truth import (
     parameter_names,
     parameter_values,
     parameters_to_truth,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from workbench import theory
-from workbench.report import write_report
+from workbench.results import theory
+from workbench.results.report import write_report
 from workbench.run import main
-from workbench.validation import QUANTITIES, OneWayDesign, compare, one_way_study, singular_gap
+from workbench.results.validation import QUANTITIES, OneWayDesign, compare, one_way_study, singular_gap
 
 # Two design points with many zero variance estimates (4 groups) and few (15 groups).
 STUDY = """

@@ -3,8 +3,8 @@
 import numpy as np
 from scipy.linalg import block_diag
 
-from workbench.design import Design
-from workbench.truth import term_lambdas
+from workbench.model.design import Design
+from workbench.model.truth import term_lambdas
 
 
 def dense_z(design: Design) -> np.ndarray:

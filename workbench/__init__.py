@@ -1,9 +1,10 @@
 """Simulate and fit linear mixed models, and run Monte Carlo studies of their estimators."""
 
 from workbench.errors import WorkbenchError
-from workbench.fit import fit
-from workbench.result import FitResult
+from workbench.fitting.fit import fit
+from workbench.fitting.result import FitResult
+from workbench.simulation.simulate import marginal_cov, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["FitResult", "WorkbenchError", "__version__", "fit"]
+__all__ = ["FitResult", "WorkbenchError", "__version__", "fit", "marginal_cov", "simulate"]

@@ -23,3 +23,15 @@ class LayoutError(WorkbenchError):
 
 class StudyError(WorkbenchError):
     """A study file is invalid; the message starts with the key path."""
+
+
+class ClusterError(Exception):
+    """The cluster cannot run the study; one line, and the exit status of the command."""
+
+    exit_status = 2
+
+
+class RunStopped(ClusterError):
+    """The cluster stopped the run part-way (lost scheduler, unit killing workers); units written are kept."""
+
+    exit_status = 3

@@ -1,6 +1,6 @@
 """Fits, estimates and standard errors in nopython mode, and the parallel loop over replicates.
 
-Estimates follow `workbench.truth.parameter_names`: β; per term the variances and covariances
+Estimates follow `workbench.model.truth.parameter_names`: β; per term the variances and covariances
 σ²λλ'; σ²; then the same as SDs and correlations. β's SEs are σ̂²(R_X'R_X)⁻¹ (lme4's); the
 variance components' come from the observed information of the criterion in φ = (θ, σ),
 −2ℓ(θ, σ) = log|L_Z|² (+ log|R_X|² for REML) + ν log(2πσ²) + r²(θ)/σ², whose Hessian is taken by
@@ -11,19 +11,15 @@ import numpy as np
 from numba import prange
 
 from workbench.kernels.objective import deviance_and_gradient, factorize, make_workspace, solve_effects, weighted_gradient
-from workbench.kernels.optimize import CONVERGED, minimize
+from workbench.kernels.optimize import minimize
 from workbench.kernels.options import jit, jit_parallel
-from workbench.kernels.products import fill_products
+from workbench.kernels.products import CrossProducts, fill_products
 from workbench.kernels.simulate import simulate_responses
 from workbench.kernels.start import moment_start
-from workbench.structure import CrossProducts
+from workbench.kernels.status import CONVERGED, FAILED
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of λ
 SNAP = 0.05  # diagonals below this are tried at exactly 0, where d is flat and BFGS slow
-
-OK = 0
-NOT_CONVERGED = 1
-FAILED = 2
 
 
 @jit
@@ -347,7 +343,7 @@ def fit_replicate(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta, e
     """Fit one data set by one method from `start` (and inverse Hessian `hinv`), θ̂ into `theta`.
 
     `hinv` is overwritten with the inverse Hessian at the optimum. Returns (criterion,
-    evaluations, converged, singular, status).
+    evaluations, converged, singular, status) with the codes of `kernels.status`.
     """
     value, evals, pg, code = fit_theta_from(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta)
     if not np.isfinite(value):
@@ -356,8 +352,7 @@ def fit_replicate(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta, e
         hinv[:, :] = np.nan
         return value, evals, False, False, FAILED
     hinv[:, :] = estimates(st, cp, ws, reml, theta, est, se)
-    converged = code == CONVERGED
-    return value, evals, converged, is_singular(theta, lower), OK if converged else NOT_CONVERGED
+    return value, evals, code == CONVERGED, is_singular(theta, lower), code
 
 
 @jit_parallel

@@ -1,7 +1,7 @@
 """The profiled ML deviance and REML criterion on lme4's scale, and their analytic gradient in θ.
 
 Ω(θ) = Λ̃'AΛ̃ + diag(I, 0) = LL' (Λ̃ = blockdiag(Λ, I)) is factored front by front, then the
-dense trailing block (see workbench.structure). With W the weights of log diag(L) in the
+dense trailing block (see workbench.fitting.structure). With W the weights of log diag(L) in the
 criterion, ∂d/∂θₚ = ⟨S, Ω̇ₚ⟩ with S = L⁻ᵀWL⁻¹; S is needed only on the fronts' patterns and on
 the trailing block, and comes from the blocked Takahashi recurrence, parents before children.
 """

@@ -12,11 +12,7 @@ import numpy as np
 
 from workbench.kernels.objective import deviance_and_gradient
 from workbench.kernels.options import jit
-
-CONVERGED = 0  # projected gradient below tolerance
-STALLED = 1  # no step lowers d, yet the gradient is not small
-MAX_ITER = 2  # iteration limit reached
-FAILED = 3  # non-finite objective at the start
+from workbench.kernels.status import CONVERGED, FAILED, ITERATION_LIMIT, STALLED
 
 
 @jit
@@ -52,7 +48,7 @@ def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta, hinv0):
     trial = np.empty(m)
     grad_new = np.empty(m)
     direction = np.empty(m)
-    code = MAX_ITER
+    code = ITERATION_LIMIT
     pg = _projected_gradient_norm(theta, grad, lower)
     for _ in range(max_iter):
         if pg < gtol * (1.0 + abs(value)):
@@ -135,6 +131,6 @@ def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta, hinv0):
         if previous - value <= 1e-15 * abs(value):
             code = CONVERGED if pg < 100.0 * gtol * (1.0 + abs(value)) else STALLED
             break
-    if code == MAX_ITER and pg < gtol * (1.0 + abs(value)):
+    if code == ITERATION_LIMIT and pg < gtol * (1.0 + abs(value)):
         code = CONVERGED
     return value, evals, pg, code

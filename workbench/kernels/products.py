@@ -1,8 +1,17 @@
 """Accumulate the blocks of A = [Z X y]'[Z X y] from level codes and columns, one row at a time."""
 
+from typing import NamedTuple
+
 import numpy as np
 
 from workbench.kernels.options import jit
+
+
+class CrossProducts(NamedTuple):
+    """The numeric blocks of A = [Z X y]'[Z X y] that the kernels need."""
+
+    a_front: np.ndarray  # flat, the s×q column blocks of every front
+    a_tt: np.ndarray  # (D, D) the trailing block
 
 
 @jit

@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from workbench.design import Design
-from workbench.kernels.products import fill_products
+from workbench.model.design import Design
+from workbench.kernels.products import CrossProducts, fill_products
 
 
 class Structure(NamedTuple):
@@ -39,13 +39,6 @@ class Structure(NamedTuple):
     row_comp: np.ndarray  # (N,) effect index within its level
     t0: int  # first global row of T
     nprefix: int  # number of terms eliminated as fronts
-
-
-class CrossProducts(NamedTuple):
-    """The numeric blocks of A = [Z X y]'[Z X y] that the kernels need."""
-
-    a_front: np.ndarray  # flat, the s×q column blocks of every front
-    a_tt: np.ndarray  # (D, D) the trailing block
 
 
 def _nests(child: np.ndarray, parent: np.ndarray, nchild: int) -> np.ndarray | None:

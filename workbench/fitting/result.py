@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.design import Design
-from workbench.truth import term_lambdas
+from workbench.fitting.problem import Problem
+from workbench.model.design import Design
+from workbench.model.truth import term_lambdas
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +34,7 @@ class FitResult:
     return_code: int
     n_obs: int
     n_levels: dict
+    problem: Problem  # the design, factor structure and cross-products of the fit (refits, predictions, inference)
 
     def __str__(self) -> str:
         return format_fit(self)

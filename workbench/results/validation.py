@@ -1,7 +1,7 @@
 """A balanced one-way random-intercept study set beside the exact ML/REML theory, with MCSEs.
 
 For the model y ~ 1 + (1 | g) on a balanced layout (``kind = "nested"`` with one level
-factor g and a fixed ``size``), `workbench.theory` gives per design point and method the
+factor g and a fixed ``size``), `workbench.results.theory` gives per design point and method the
 exact probability of a zero variance estimate, the expected estimates of both variances
 and the coverage of the Wald interval for the mean. `compare` sets them beside the
 study's singular share, mean estimates of ``var[g:(Intercept)]`` and ``var[Residual]``
@@ -28,10 +28,10 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from workbench import theory
+from workbench.results import theory
 from workbench.errors import WorkbenchError
 from workbench.kernels.montecarlo import SINGULAR_TOL
-from workbench.study import parse_study
+from workbench.study.spec import parse_study
 
 # quantity: (title in figures, exact quantity in tables, what the study measures of it)
 QUANTITIES = {

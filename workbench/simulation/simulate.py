@@ -12,19 +12,19 @@ whether it is drawn alone or in a batch, in any order, by any worker.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from workbench.design import Design, build_design
+from workbench import arguments
+from workbench.model.design import Design, build_design
 from workbench.errors import WorkbenchError
-from workbench.formula import Formula
+from workbench.model.formula import Formula
 from workbench.kernels.simulate import marginal_covariance, simulate_responses
-from workbench.structure import term_arrays
-from workbench.truth import term_covariances, term_lambdas, truth_to_parameters
+from workbench.fitting.structure import term_arrays
+from workbench.model.truth import term_covariances, term_lambdas, truth_to_parameters
 
 __all__ = [
     "SimulationInputs",
@@ -109,14 +109,15 @@ def simulate(
     ----------
     formula : lme4-style formula; its response column need not be in `layout`.
     layout : the rows (covariates and grouping factors); rows with missing values are dropped.
-    truth : data-scale truth (see `workbench.truth`).
+    truth : data-scale truth (see `workbench.model.truth`).
     nsim : number of replicates; replicate r is drawn as in the module's draw contract.
     seed, point : the study seed and design point index of the draw contract.
     """
-    _check_count(nsim, "nsim", 1)
-    _check_count(seed, "seed", 0)
-    _check_count(point, "point", 0)
-    design = build_design(formula, layout, response_required=False)
+    _check_model(formula, layout, truth)
+    arguments.integer(nsim, "nsim", 1)
+    arguments.seed(seed)
+    arguments.integer(point, "point", 0)
+    design = build_design(formula, layout, response_required=False, fitted=False)
     beta, theta, sigma = truth_to_parameters(design, truth)
     return simulate_design(design, beta, theta, sigma, np.arange(nsim), seed=seed, point=point)
 
@@ -143,13 +144,15 @@ def marginal_cov(formula: str | Formula, layout: pd.DataFrame, truth: Mapping, m
 
     Dense, so refused above `max_rows` rows.
     """
-    _check_count(max_rows, "max_rows", 1)
-    design = build_design(formula, layout, response_required=False)
+    _check_model(formula, layout, truth)
+    arguments.integer(max_rows, "max_rows", 1)
+    design = build_design(formula, layout, response_required=False, fitted=False)
     _, theta, sigma = truth_to_parameters(design, truth)
     return marginal_cov_design(design, theta, sigma, max_rows=max_rows)
 
 
-def _check_count(value, name: str, low: int) -> None:
-    if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low):
-        wanted = "a positive integer" if low == 1 else "a non-negative integer"
-        raise WorkbenchError(f"{name}: must be {wanted}, got {value!r}")
+def _check_model(formula, layout, truth) -> None:
+    if not isinstance(formula, Formula):
+        arguments.text(formula, "formula")
+    arguments.frame(layout, "layout")
+    arguments.mapping(truth, "truth")

@@ -1,7 +1,7 @@
 """The study file: read and validate a study TOML, and expand its grid into design points.
 
 A study file has the tables ``[study]`` (``name``, ``seed``, ``replicates``, ``methods``),
-``[model]`` (``formula``), ``[layout]`` (see :mod:`workbench.layout`), ``[truth]``
+``[model]`` (``formula``), ``[layout]`` (see :mod:`workbench.simulation.layout`), ``[truth]``
 (``beta``, ``sigma``, ``re.<group>.sd``, ``re.<group>.corr``) and optionally ``[grid]``
 (quoted dotted paths to lists of values), ``[execution]`` and ``[summary]``. Any mistake is
 reported as one `StudyError` line that starts with the key path.
@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from workbench.arguments import MAX_SEED
 from workbench.checks import Checker, key_path, show
 from workbench.errors import StudyError, TruthError, WorkbenchError
-from workbench.layout import validate_layout
+from workbench.simulation.layout import validate_layout
 
 __all__ = [
     "METHODS",
@@ -158,7 +159,7 @@ def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
         _check.fail("model.formula", f"{wanted}, got {show(formula)}")
     result = Study(
         name=_study_name(study["name"]),
-        seed=_check.integer(study["seed"], "study.seed", 0),
+        seed=_check.integer(study["seed"], "study.seed", 0, MAX_SEED),
         replicates=_check.integer(study["replicates"], "study.replicates", 1),
         methods=_methods(study.get("methods", list(METHODS))),
         formula=formula,

@@ -17,16 +17,17 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from workbench.design import Design, build_design
+from workbench.model.design import Design, build_design
 from workbench.errors import DataError, FormulaError, StudyError
-from workbench.fit import GRADIENT_TOL, MAX_ITER, Problem
+from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
+from workbench.fitting.problem import Problem
 from workbench.kernels.montecarlo import run_chunk
-from workbench.layout import make_layout
-from workbench.simulate import SimulationInputs, draw_normals, simulation_inputs
-from workbench.store import PER_FIT
-from workbench.structure import front_starts
-from workbench.study import DesignPoint, Study
-from workbench.truth import parameter_names, parameter_values, truth_to_parameters
+from workbench.simulation.layout import make_layout
+from workbench.simulation.simulate import SimulationInputs, draw_normals, simulation_inputs
+from workbench.study.store import PER_FIT
+from workbench.fitting.structure import front_starts
+from workbench.study.spec import DesignPoint, Study
+from workbench.model.truth import parameter_names, parameter_values, truth_to_parameters
 
 
 @dataclass(frozen=True, eq=False)

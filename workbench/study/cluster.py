@@ -29,8 +29,9 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
-from workbench.driver import PointPlan, compute_unit, plan_point
-from workbench.study import Study
+from workbench.errors import ClusterError, RunStopped
+from workbench.study.units import PointPlan, compute_unit, plan_point
+from workbench.study.spec import Study
 
 __all__ = ["ClusterError", "RunStopped", "require_distributed", "run_on_cluster", "unit_key"]
 
@@ -44,18 +45,6 @@ CONNECT_TIMEOUT = 10.0
 #: Seconds between looks at how many worker threads the cluster has (workers come and go).
 CAPACITY_REFRESH = 1.0
 _INSTALL = 'pip install "workbench[dask]"'
-
-
-class ClusterError(Exception):
-    """The cluster cannot run the study; one line, and the exit status of the command."""
-
-    exit_status = 2
-
-
-class RunStopped(ClusterError):
-    """The cluster stopped the run part-way (lost scheduler, unit killing workers); units written are kept."""
-
-    exit_status = 3
 
 
 def require_distributed(option: str) -> None:

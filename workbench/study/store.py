@@ -21,7 +21,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-STATUS_MEANING = "0 converged, 1 not converged, 2 failed, -1 not run"
+from workbench.fitting.status import status_codes_text
+
 
 # name: (dims, dtype, fill)
 PER_FIT = {
@@ -105,7 +106,7 @@ class ReplicateStore:
         skeleton = xr.Dataset({"truth": (("point", "param"), layout.truth)}, coords=coords)
         skeleton.attrs.update(layout.attrs)
         skeleton.attrs["chunk_size"] = layout.chunk_size
-        skeleton.attrs["status_codes"] = STATUS_MEANING
+        skeleton.attrs["status_codes"] = status_codes_text()
         skeleton.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         skeleton.attrs.update(versions())
         skeleton.to_zarr(self.path, mode="w", consolidated=False)

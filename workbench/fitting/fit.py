@@ -1,4 +1,4 @@
-"""`workbench.fit`: maximum-likelihood and REML fits of linear mixed models, at lme4's optimum."""
+"""`workbench.fitting.fit`: maximum-likelihood and REML fits of linear mixed models, at lme4's optimum."""
 
 from __future__ import annotations
 
@@ -7,30 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.design import Design, build_design
+from workbench import arguments
+from workbench.model.design import Design, build_design
 from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
 from workbench.kernels.montecarlo import fit_theta, is_singular
-from workbench.kernels.optimize import CONVERGED
-from workbench.result import FitResult, varcorr_frame
-from workbench.structure import CrossProducts, Structure, build_structure, cross_products
-from workbench.truth import term_lambdas
+from workbench.kernels.status import CONVERGED
+from workbench.fitting.result import FitResult, varcorr_frame
+from workbench.fitting.problem import Problem
+from workbench.fitting.structure import Structure
+from workbench.model.truth import term_lambdas
 
 GRADIENT_TOL = 1e-7  # relative to 1 + |d|
-MAX_ITER = 500
-
-
-@dataclass(frozen=True, eq=False)
-class Problem:
-    """A design with its factor structure and cross-products: everything a fit needs."""
-
-    design: Design
-    structure: Structure
-    products: CrossProducts
-
-    @classmethod
-    def build(cls, design: Design) -> "Problem":
-        structure = build_structure(design)
-        return cls(design, structure, cross_products(design, structure))
+MAX_ITER = 500  # quasi-Newton iterations of one minimisation
 
 
 @dataclass(frozen=True)
@@ -61,6 +49,9 @@ def optimize(problem: Problem, reml: bool) -> Optimum:
 
 def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
     """Fit `formula` (lme4 syntax) to `data` by REML (default) or maximum likelihood."""
+    arguments.text(formula, "formula")
+    arguments.frame(data, "data")
+    reml = arguments.boolean(reml, "reml")
     design = build_design(formula, data)
     problem = Problem.build(design)
     return summarize_fit(problem, optimize(problem, reml), reml)
@@ -107,6 +98,7 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
         return_code=optimum.return_code,
         n_obs=n,
         n_levels={t.group: t.nlevels for t in design.terms},
+        problem=problem,
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError, FormulaError
-from workbench.formula import Formula, parse_formula
+from workbench.model.formula import Formula, parse_formula
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,12 +84,14 @@ class Design:
         return np.where(row == col, 0.0, -np.inf)
 
 
-def build_design(formula: str | Formula, data: pd.DataFrame, response_required: bool = True) -> Design:
+def build_design(
+    formula: str | Formula, data: pd.DataFrame, response_required: bool = True, fitted: bool = True
+) -> Design:
     """Check `data` against `formula` and build the design.
 
     Rows with a missing value in a used column are dropped with a warning (lme4's default);
-    infinite values, unknown columns, a non-numeric response, a rank-deficient X and
-    grouping factors with too many levels are errors.
+    infinite values, unknown columns and a non-numeric response are errors. With `fitted`
+    (a model to be fitted, not only simulated), so are the checks of `check_fittable`.
     """
     parsed = formula if isinstance(formula, Formula) else parse_formula(formula)
     if not isinstance(data, pd.DataFrame):
@@ -130,8 +132,25 @@ def build_design(formula: str | Formula, data: pd.DataFrame, response_required: 
 
     x, fixef_names = _fixed_matrix(parsed.fixed, frame)
     terms = [_random_term(term.expr, term.group, term.factors, frame) for term in parsed.random]
-    n = len(frame)
-    for term in terms:
+    order = sorted(range(len(terms)), key=lambda k: -terms[k].nlevels)
+    design = Design(parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()))
+    if fitted:
+        check_fittable(design)
+    return design
+
+
+def check_fittable(design: Design) -> None:
+    """Refuse a design whose model cannot be fitted (lme4's checks); simulation needs none of them.
+
+    A grouping factor needs at least two levels and fewer levels than observations, a term's
+    random effects must be fewer than the observations, and X must have full column rank.
+    """
+    n = design.n
+    for term in design.terms:
+        if term.nlevels < 2:
+            raise DataError(
+                f"data: grouping factor {term.group!r} has {term.nlevels} level; a fitted model needs at least 2"
+            )
         if term.nlevels >= n:
             raise DataError(
                 f"data: grouping factor {term.group!r} has {term.nlevels} levels for {n} observations;"
@@ -142,8 +161,10 @@ def build_design(formula: str | Formula, data: pd.DataFrame, response_required: 
                 f"data: term ({' + '.join(term.names)} | {term.group}) has {term.nlevels * term.q} random effects"
                 f" for {n} observations; the variance components would not be identifiable"
             )
-    order = sorted(range(len(terms)), key=lambda k: -terms[k].nlevels)
-    return Design(parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()))
+    if design.p and np.linalg.matrix_rank(design.x) < design.p:
+        raise DataError(
+            f"data: the fixed-effect columns are collinear: {', '.join(_collinear(design.x, design.fixef_names))}"
+        )
 
 
 def _lme4_name(name: str) -> str:
@@ -192,9 +213,6 @@ def _fixed_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str
     x, names = _model_matrix(expr, frame)
     if x.shape[1] == 0:
         return np.zeros((len(frame), 0)), ()
-    rank = np.linalg.matrix_rank(x)
-    if rank < x.shape[1]:
-        raise DataError(f"data: the fixed-effect columns are collinear: {', '.join(_collinear(x, names))}")
     return np.ascontiguousarray(x), names
 
 

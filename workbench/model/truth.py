@@ -29,7 +29,7 @@ import numpy as np
 from workbench.checks import is_number as _is_number
 from workbench.checks import key_path as _key
 from workbench.checks import show as _show
-from workbench.design import Design
+from workbench.model.design import Design
 from workbench.errors import TruthError, WorkbenchError
 
 __all__ = [

@@ -11,7 +11,7 @@ A spec is the ``[layout]`` table of a study file. Its ``kind`` is one of
   cell, each cell kept with probability ``fraction``, optionally ``exclude_equal``;
 - ``table``: the rows of a CSV file at ``path``, optionally only some ``columns``.
 
-Every kind takes ``[layout.covariates.<name>]`` tables; see :mod:`workbench.covariates`.
+Every kind takes ``[layout.covariates.<name>]`` tables; see :mod:`workbench.simulation.covariates`.
 """
 
 import math
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.checks import Checker, is_integer, is_number, key_path, show
-from workbench.covariates import Covariate, add_covariates, parse_covariates
+from workbench.simulation.covariates import Covariate, add_covariates, parse_covariates
 from workbench.errors import LayoutError
 
 __all__ = ["KINDS", "MAX_ROWS", "make_layout", "validate_layout"]

@@ -1,0 +1,1 @@
+"""Fitting: the factor structure of a design, the optimiser driver and the fit record."""

@@ -1,0 +1,1 @@
+"""The model: formulas, designs, parameters and their true values."""

@@ -1,0 +1,1 @@
+"""Results: performance measures, exact theory, validation and the report."""

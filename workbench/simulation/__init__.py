@@ -1,0 +1,1 @@
+"""Simulation: the rows of a data set (layouts, covariates) and responses drawn over them."""
