@@ -166,3 +166,22 @@ def test_missing_empty_or_broken_files(tmp_path, capsys, content):
     assert run(path, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "study.toml" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("seed", [0, 2**31, 2**63, 2**64 - 1])
+def test_64_bit_seeds_run_resume_and_round_trip(tmp_path, seed):
+    """Any seed SeedSequence takes runs, resumes bit for bit, and is kept exactly in store and summary."""
+    path = tmp_path / "study.toml"
+    path.write_text(slopes_study(seed=seed, replicates=6, chunk_size=3, grid='"layout.subjects" = [8]'))
+    out = tmp_path / "out"
+    assert run(path, out) == 0
+    first = load(out)
+    # lose the second chunk and the summary, as a killed run would, then resume
+    (out / "progress" / "p0-c1").unlink()
+    (out / "summary.nc").unlink()
+    assert run(path, out) == 0
+    again = load(out)
+    assert again.attrs["seed"] == str(seed)
+    np.testing.assert_array_equal(again.estimate.values, first.estimate.values)
+    with xr.open_dataset(out / "summary.nc", engine="scipy") as summary:
+        assert int(summary.attrs["seed"]) == seed
