@@ -25,7 +25,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from workbench.study.units import compute_unit, plan_point
+from workbench.study.plan import plan_point
+from workbench.study.units import compute_unit
 from workbench.simulation.simulate import simulate_design
 from workbench.study.spec import parse_study
 
@@ -178,9 +179,9 @@ def main() -> None:
         study = parse_study(template.format(R=args.replicates), Path("."))
         point = study.points()[0]
         plan = plan_point(study, point)
-        compute_unit(study, 0, 0, 8)  # compile and warm up
+        compute_unit(study, plan, 0, 0, 8)  # compile and warm up
         started = time.perf_counter()
-        results = compute_unit(study, 0, 0, args.replicates)
+        results = compute_unit(study, plan, 0, 0, args.replicates)
         ours = (time.perf_counter() - started) / (args.replicates * len(study.methods))
         ours_crit = results["objective"][:, study.methods.index("REML")]
         ys = simulate_design(plan.design, plan.beta, plan.theta, plan.sigma, np.arange(args.replicates), seed=study.seed, point=0)

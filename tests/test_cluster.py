@@ -320,7 +320,8 @@ chunk_size = 5
 
 def test_workers_get_the_plan_and_never_read_the_study_files(tmp_path, address):
     from workbench.study.cluster import _compute_unit_task
-    from workbench.study.units import compute_unit, plan_point
+    from workbench.study.plan import plan_point
+    from workbench.study.units import compute_unit
     from workbench.study.spec import load_study
 
     rows = tmp_path / "rows.csv"
@@ -333,7 +334,7 @@ def test_workers_get_the_plan_and_never_read_the_study_files(tmp_path, address):
     # a unit computed from a shipped plan needs no file
     study = load_study(path)
     plan = plan_point(study, study.points()[0])
-    expected = compute_unit(study, 0, 1, 5)
+    expected = compute_unit(study, plan, 0, 1, 5)
     rows.unlink()
     shipped = _compute_unit_task(study, plan, 0, 1, 5, 1)
     for name in COMPARED:

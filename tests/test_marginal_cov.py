@@ -13,7 +13,8 @@ from workbench.errors import WorkbenchError
 from workbench.fitting.fit import loglik
 from workbench.kernels.simulate import marginal_covariance
 from workbench.simulation.simulate import marginal_cov, marginal_cov_design, simulate_design, simulation_inputs
-from workbench.model.truth import term_covariances, truth_to_parameters
+from workbench.model.parameters import term_covariances
+from workbench.model.truth import truth_to_parameters
 
 
 def assert_close(actual, expected):

@@ -38,8 +38,8 @@ def test_a_run_writes_the_dataset_and_summary(tmp_path, capsys):
     out = tmp_path / "out"
     assert run(write_study(tmp_path), out) == 0
     data = load(out)
-    assert dict(data.sizes) == {"point": 2, "replicate": 12, "method": 2, "param": 10}
-    assert list(data.method.values) == ["ML", "REML"]
+    assert dict(data.sizes) == {"point": 2, "replicate": 12, "analysis": 2, "param": 10}
+    assert list(data.analysis.values) == ["ML", "REML"]
     assert list(data["layout.subjects"].values) == [8, 12]
     for name in ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "fit_seconds", "status"):
         assert name in data
@@ -68,14 +68,14 @@ def test_a_replicate_is_the_fit_of_the_simulated_data_set(tmp_path):
     data_set = layout.assign(y=y[2])
     # ML, the first method, starts where workbench.fitting.fit does: the same fit to the last digits
     fit = wb.fit("y ~ 1 + time + (1 + time | subject)", data_set, reml=False)
-    row = data.sel({"point": 0, "replicate": 2, "method": "ML"})
+    row = data.sel({"point": 0, "replicate": 2, "analysis": "ML"})
     assert float(row.objective) == pytest.approx(fit.objective, rel=1e-12)
     assert float(row.estimate.sel(param="beta[time]")) == pytest.approx(fit.fixef["time"], rel=1e-10)
     assert float(row.std_error.sel(param="beta[time]")) == pytest.approx(fit.fixef_se["time"], rel=1e-8)
     assert float(row.estimate.sel(param="sd[Residual]")) == pytest.approx(fit.sigma, rel=1e-10)
     # REML starts from ML's optimum: the same optimum, θ̂ to the optimiser's accuracy
     fit = wb.fit("y ~ 1 + time + (1 + time | subject)", data_set, reml=True)
-    row = data.sel({"point": 0, "replicate": 2, "method": "REML"})
+    row = data.sel({"point": 0, "replicate": 2, "analysis": "REML"})
     assert float(row.objective) == pytest.approx(fit.objective, rel=1e-12)
     assert float(row.estimate.sel(param="var[subject:time]")) == pytest.approx(
         fit.varcorr.loc[(fit.varcorr.var1 == "time") & (fit.varcorr.var2 == ""), "vcov"].item(), rel=1e-5

@@ -19,7 +19,8 @@ from workbench.simulation.simulate import (
     simulate_design,
     simulation_inputs,
 )
-from workbench.model.truth import term_lambdas, truth_to_parameters
+from workbench.model.parameters import term_lambdas
+from workbench.model.truth import truth_to_parameters
 
 SLOPES = "y ~ 1 + time + (1 + time | subject)"
 

@@ -10,7 +10,7 @@ from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
 from workbench.fitting.problem import Problem
 from workbench.kernels.montecarlo import estimates, fit_theta
 from workbench.kernels.objective import make_workspace
-from workbench.model.truth import parameter_names
+from workbench.model.parameters import parameter_names
 
 
 def minus2_loglik(design, psi, reml):

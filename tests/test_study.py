@@ -248,7 +248,7 @@ def test_parse_study_names_its_source():
 
 # --- validation messages --------------------------------------------------------------
 
-TABLES = "study, model, layout, truth, grid, execution, summary"
+TABLES = "study, model, layout, truth, analysis, grid, execution, summary"
 FORMULA = 'formula = "y ~ 1 + time + (1 + time | subject)"'
 BETA = 'beta = { "(Intercept)" = 250.0, time = 10.0 }'
 SD = 'sd = { "(Intercept)" = 24.7, time = 5.9 }'
@@ -484,7 +484,7 @@ def test_validate_truth_allows_perfect_correlation():
 def test_study_is_a_frozen_dataclass_with_the_contract_fields():
     names = [field.name for field in dataclasses.fields(Study)]
     assert names == [
-        "name", "seed", "replicates", "methods", "formula", "layout", "truth",
+        "name", "seed", "replicates", "methods", "formula", "analyses", "layout", "truth",
         "grid", "execution", "level", "text", "base_dir",
     ]
     assert [field.name for field in dataclasses.fields(DesignPoint)] == ["index", "factors", "layout", "truth"]

@@ -23,7 +23,7 @@ def make_raw(estimate, std_error, truth, converged=None, singular=None, done=Non
         converged = np.ones(estimate.shape[:3], dtype=bool)
     if singular is None:
         singular = np.zeros(estimate.shape[:3], dtype=bool)
-    cell = ("point", "replicate", "method", "param")
+    cell = ("point", "replicate", "analysis", "param")
     fit = cell[:3]
     data = {
         "estimate": (cell, estimate),
@@ -39,7 +39,7 @@ def make_raw(estimate, std_error, truth, converged=None, singular=None, done=Non
     coords = {
         "point": np.arange(points),
         "replicate": np.arange(replicates),
-        "method": methods,
+        "analysis": methods,
         "param": params,
         "layout.subjects": ("point", 10 * (np.arange(points) + 1)),
     }
@@ -54,7 +54,7 @@ def column(values):
 def test_hand_computed_measures():
     # estimates 1..5, truth 2.5, standard errors 1, 1, 2, 2, 1
     raw = make_raw(column([1, 2, 3, 4, 5]), column([1, 1, 2, 2, 1]), 2.5)
-    cell = summarise(raw).sel({"point": 0, "method": "ML", "param": "beta[x0]", "subset": "all"})
+    cell = summarise(raw).sel({"point": 0, "analysis": "ML", "param": "beta[x0]", "subset": "all"})
     value = {name: float(cell[name]) for name in cell.data_vars if "share" not in name}
 
     # mean 3, sum of squared deviations 10, sample variance 2.5
@@ -143,7 +143,7 @@ def test_cells_with_fewer_than_two_values_are_nan():
 def test_zero_or_unknown_truth():
     estimate = np.concatenate([column([1, 2, 3]), column([1, 2, 3])], axis=-1)
     summary = summarise(make_raw(estimate, 1.0, [0.0, np.nan], params=["zero", "unknown"]))
-    cell = summary.sel({"point": 0, "method": "ML", "subset": "all"})
+    cell = summary.sel({"point": 0, "analysis": "ML", "subset": "all"})
     assert float(cell["bias"].sel(param="zero")) == pytest.approx(2.0)
     assert np.isnan(float(cell["relbias"].sel(param="zero")))
     assert np.isnan(float(cell["coverage"].sel(param="unknown")))
@@ -204,12 +204,12 @@ def test_vectorised_measures_match_a_per_cell_twin():
     std_error[rng.uniform(size=shape) < 0.1] = np.nan
     raw = make_raw(estimate, std_error, truth)
     # the input's dimension order must not matter
-    summary = summarise(raw.transpose("param", "method", "replicate", "point")).sel(subset="all")
+    summary = summarise(raw.transpose("param", "analysis", "replicate", "point")).sel(subset="all")
     for p in range(3):
         for m, method in enumerate(["ML", "REML"]):
             for k, param in enumerate(raw["param"].values):
                 expected = reference_cell(estimate[p, :, m, k], std_error[p, :, m, k], truth[p, k], Z95)
-                cell = summary.sel({"point": p, "method": method, "param": param})
+                cell = summary.sel({"point": p, "analysis": method, "param": param})
                 for name, value in expected.items():
                     assert float(cell[name]) == pytest.approx(value, rel=1e-10), name
 
@@ -219,8 +219,8 @@ def test_coordinates_and_attributes_are_kept():
     raw.attrs["nested"] = {"not": "storable"}
     raw.attrs["methods"] = ["ML", "REML"]
     summary = summarise(raw)
-    assert summary["bias"].dims == ("point", "method", "param", "subset")
-    assert summary["converged_share"].dims == ("point", "method")
+    assert summary["bias"].dims == ("point", "analysis", "param", "subset")
+    assert summary["converged_share"].dims == ("point", "analysis")
     assert list(summary["layout.subjects"].values) == [10, 20]
     assert summary["layout.subjects"].dims == ("point",)
     assert summary.attrs["seed"] == 7 and summary.attrs["study"] == "name = 'x'"
@@ -255,7 +255,7 @@ def test_one_way_study_agrees_with_exact_theory():
         point=0, subset="all"
     )
     for method in ("ML", "REML"):
-        cell = summary.sel({"method": method})
+        cell = summary.sel({"analysis": method})
         exact = theory.expected_estimates(groups, size, var_a, var_e, method)
         coverage = theory.mean_coverage(groups, size, var_a, var_e, method)
         checks = [

@@ -12,14 +12,16 @@ from hypothesis import strategies as st
 from strategies import models
 from workbench.model.design import build_design
 from workbench.errors import TruthError, WorkbenchError
-from workbench.model.truth import (
+from workbench.model.parameters import (
+    parameter_labels,
     parameter_names,
     parameter_values,
-    parameters_to_truth,
+    semidefinite_cholesky,
     term_covariances,
     term_lambdas,
-    truth_to_parameters,
 )
+from workbench.model.truth import parameters_to_truth, truth_to_parameters
+from workbench.study.spec import validate_truth
 
 SLOPES = "y ~ 1 + time + (1 + time | subject)"
 TRUTH = {
@@ -246,7 +248,6 @@ MESSAGES = [
     (SLOPES, _truth(**{f"{SUBJECT}/sd/age": 1.0}), "truth.re.subject.sd.age: unknown effect (group subject has: (Intercept), time)"),
     (SLOPES, _truth(**{f"{SUBJECT}/corr": {"(Intercept):time": 1.2}}), 'truth.re.subject.corr."(Intercept):time": must be a number in [-1, 1], got 1.2'),
     (SLOPES, _truth(**{f"{SUBJECT}/corr": {"(Intercept):time": -1.0001}}), 'truth.re.subject.corr."(Intercept):time": must be a number in [-1, 1], got -1.0001'),
-    (SLOPES, _truth(**{f"{SUBJECT}/corr": {"(Intercept):time": 1}}), "truth.re.subject.corr: the correlation matrix is not positive definite"),
     (
         SLOPES,
         _truth(**{f"{SUBJECT}/corr": {"(Intercept):age": 0.5}}),
@@ -269,7 +270,7 @@ MESSAGES = [
             beta={"(Intercept)": 1, "x": 2},
             re={"subject": {"sd": {"(Intercept)": 1, "time": 1, "x": 1}, "corr": {"(Intercept):time": 0.9, "(Intercept):x": 0.9, "time:x": -0.9}}},
         ),
-        "truth.re.subject.corr: the correlation matrix is not positive definite",
+        "truth.re.subject.corr: is not a valid correlation matrix (not positive semi-definite)",
     ),
     (
         "y ~ 1 + time + (1 + time || subject)",
@@ -304,3 +305,47 @@ def test_parameters_of_the_wrong_length_are_refused():
         parameter_values(design, [1.0, 2.0], [1.0, 0.0], 1.0)
     with pytest.raises(WorkbenchError, match=r"^beta: expected 2 values \(one per fixed effect\), got 1$"):
         parameters_to_truth(design, [1.0], [1.0, 0.0, 1.0], 1.0)
+
+
+@pytest.mark.parametrize("rho", [1.0, -1.0])
+def test_a_correlation_of_one_is_a_singular_covariance(rho):
+    """|corr| = 1 is valid for the study file's check and for the design's (they agree)."""
+    truth = _truth(**{f"{SUBJECT}/corr": {"(Intercept):time": rho}})
+    validate_truth(truth)
+    design = design_of(SLOPES)
+    beta, theta, sigma = truth_to_parameters(design, truth)
+    cov = term_covariances(design, theta, sigma)[0]
+    sd = np.sqrt(np.diag(cov))
+    assert cov[0, 1] == pytest.approx(rho * sd[0] * sd[1], rel=1e-12)
+    assert abs(np.linalg.det(cov)) < 1e-9 * cov[0, 0] * cov[1, 1]
+    assert term_lambdas(design, theta)[0][1, 1] == 0.0
+
+
+@given(st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_semidefinite_cholesky_reproduces_the_matrix(q, seed):
+    """LL' = A for random PSD A of any rank (a brute-force twin: the product itself)."""
+    rng = np.random.default_rng(seed)
+    factor = rng.standard_normal((q, rng.integers(1, q + 1)))
+    matrix = factor @ factor.T
+    lower = semidefinite_cholesky(matrix, tolerance=1e-10)
+    assert lower is not None and np.allclose(np.triu(lower, 1), 0.0)
+    np.testing.assert_allclose(lower @ lower.T, matrix, atol=1e-8)
+
+
+def test_semidefinite_cholesky_refuses_an_indefinite_matrix():
+    assert semidefinite_cholesky(np.array([[1.0, 2.0], [2.0, 1.0]])) is None
+    assert semidefinite_cholesky(np.array([[0.0, 1.0], [1.0, 1.0]])) is None
+
+
+def test_parameter_labels_name_kind_group_effect_and_scale():
+    design = design_of(SLOPES)
+    labels = parameter_labels(design)
+    assert [label.name for label in labels] == parameter_names(design)
+    by_name = {label.name: label for label in labels}
+    assert by_name["beta[time]"][1:] == ("fixed", "", "time", "value")
+    assert by_name["var[subject:time]"][1:] == ("variance", "subject", "time", "variance")
+    assert by_name["cov[subject:(Intercept),time]"][1:] == ("covariance", "subject", "(Intercept),time", "variance")
+    assert by_name["sd[subject:(Intercept)]"][1:] == ("sd", "subject", "(Intercept)", "sd")
+    assert by_name["corr[subject:(Intercept),time]"][1:] == ("corr", "subject", "(Intercept),time", "sd")
+    assert by_name["var[Residual]"][1:] == ("residual", "Residual", "", "variance")
+    assert by_name["sd[Residual]"][1:] == ("residual", "Residual", "", "sd")

@@ -4,7 +4,7 @@ import numpy as np
 from scipy.linalg import block_diag
 
 from workbench.model.design import Design
-from workbench.model.truth import term_lambdas
+from workbench.model.parameters import term_lambdas
 
 
 def dense_z(design: Design) -> np.ndarray:

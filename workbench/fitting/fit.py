@@ -15,7 +15,7 @@ from workbench.kernels.status import CONVERGED
 from workbench.fitting.result import FitResult, varcorr_frame
 from workbench.fitting.problem import Problem
 from workbench.fitting.structure import Structure
-from workbench.model.truth import term_lambdas
+from workbench.model.parameters import term_lambdas
 
 GRADIENT_TOL = 1e-7  # relative to 1 + |d|
 MAX_ITER = 500  # quasi-Newton iterations of one minimisation

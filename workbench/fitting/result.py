@@ -9,7 +9,7 @@ import pandas as pd
 
 from workbench.fitting.problem import Problem
 from workbench.model.design import Design
-from workbench.model.truth import term_lambdas
+from workbench.model.parameters import term_lambdas
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from workbench.model.design import Design
+from workbench.model.design import Design, term_arrays
 from workbench.kernels.products import CrossProducts, fill_products
 
 
@@ -166,16 +166,6 @@ def _trailing_patterns(design: Design, nprefix: int, term_row0: np.ndarray, t0: 
     fronts, rows = np.divmod(keys, span)
     bounds = np.searchsorted(fronts, np.arange(nfront + 1))
     return [rows[bounds[f] : bounds[f + 1]] + t0 for f in range(nfront)]
-
-
-def term_arrays(design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """Level codes (K, n) and columns (K, n, qmax) of all terms, for the kernels."""
-    qmax = max(t.q for t in design.terms)
-    codes = np.stack([t.codes for t in design.terms]).astype(np.int64)
-    z = np.zeros((len(design.terms), design.n, qmax))
-    for k, t in enumerate(design.terms):
-        z[k, :, : t.q] = t.z
-    return codes, z
 
 
 def front_starts(structure: Structure) -> np.ndarray:

@@ -222,17 +222,15 @@ def _components(st, theta, sigma, values, jac):
     half = m + 1  # var/cov entries; the sd/corr entries follow
     jac[:, :] = 0.0
     row = 0
-    first = 0
     for k in range(nterms):
         q = st.term_q[k]
+        # λ from θ through the θ map (term, row, col) the structure carries
         lam = np.zeros((q, q))
         index = np.zeros((q, q), np.int64)
-        t = first
-        for c in range(q):
-            for r in range(c, q):
-                lam[r, c] = theta[t]
-                index[r, c] = t
-                t += 1
+        for t in range(m):
+            if st.theta_term[t] == k:
+                lam[st.theta_row[t], st.theta_col[t]] = theta[t]
+                index[st.theta_row[t], st.theta_col[t]] = t
         cov = sigma**2 * (lam @ lam.T)
         dcov = np.zeros((q, q, m + 1))
         for c in range(q):
@@ -285,7 +283,6 @@ def _components(st, theta, sigma, values, jac):
                 values[half + row + e] = np.nan
                 jac[half + row + e, :] = np.nan
         row += count
-        first = t
     values[row] = sigma**2
     jac[row, m] = 2.0 * sigma
     values[half + row] = sigma
@@ -356,22 +353,30 @@ def fit_replicate(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta, e
 
 
 @jit_parallel
-def run_chunk(st, base, sim, x, front0, normals, reml_flags, lower, gtol, max_iter, out):
-    """Simulate and fit a chunk of replicates in parallel; each writes its own slice of `out`.
+def simulate_chunk(sim, normals, out):
+    """Responses of a chunk of replicates in parallel: `out[r]` from `normals[r]` (see `simulate_responses`).
 
-    `base` holds the response-free cross-products of the design; each replicate copies them
-    and refreshes only the response row. out = (estimate (R, M, P), std_error (R, M, P),
-    objective (R, M), converged, singular, n_evals, status).
+    `sim` holds the arrays of `workbench.simulation.simulate.SimulationInputs`.
+    """
+    for r in prange(normals.shape[0]):
+        simulate_responses(
+            sim.xbeta, sim.codes, sim.z, sim.term_q, sim.term_offset, sim.lam, sim.sigma, normals[r : r + 1], out[r : r + 1]
+        )
+
+
+@jit_parallel
+def fit_chunk(st, base, codes, z, x, front0, ys, reml_flags, lower, gtol, max_iter, out):
+    """Fit a chunk of data sets (rows of `ys`) by every method in parallel; each writes its own slice of `out`.
+
+    `base` holds the response-free cross-products of the design (`codes`, `z`, `x`); each data
+    set copies them and refreshes only the response row. out = (estimate (R, M, P),
+    std_error (R, M, P), objective (R, M), converged, singular, n_evals, status).
     """
     estimate, std_error, objective, converged, singular, n_evals, status = out
-    nrep = normals.shape[0]
+    nrep = ys.shape[0]
     for r in prange(nrep):
-        y = np.empty((1, st.n))
-        simulate_responses(
-            sim.xbeta, sim.codes, sim.z, sim.term_q, sim.term_offset, sim.lam, sim.sigma, normals[r : r + 1], y
-        )
         cp = CrossProducts(base.a_front.copy(), base.a_tt.copy())
-        fill_products(sim.codes, sim.z, x, y[0], st, front0, cp.a_front, cp.a_tt, True)
+        fill_products(codes, z, x, ys[r], st, front0, cp.a_front, cp.a_tt, True)
         ws = make_workspace(st)
         # the first method starts from the moment estimates, the others from its optimum and
         # its inverse Hessian: ML and REML optima of the same data set are close

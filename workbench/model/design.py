@@ -243,3 +243,13 @@ def _random_term(expr: str, group: str, factors: tuple[str, ...], frame: pd.Data
             labels = labels + ":" + frame[factor].astype(str)
         codes, levels = pd.factorize(labels, sort=True)
     return Term(group, names, np.asarray(levels, dtype=object), codes.astype(np.int64), np.ascontiguousarray(z))
+
+
+def term_arrays(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """Level codes (K, n) and columns (K, n, qmax) of all terms, for the kernels."""
+    qmax = max(t.q for t in design.terms)
+    codes = np.stack([t.codes for t in design.terms]).astype(np.int64)
+    z = np.zeros((len(design.terms), design.n, qmax))
+    for k, t in enumerate(design.terms):
+        z[k, :, : t.q] = t.z
+    return codes, z

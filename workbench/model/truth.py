@@ -14,9 +14,8 @@ group, also when the uncorrelated syntax ``(1 + x || g)`` splits it into several
 uncorrelated. Effects in different terms of one group are uncorrelated by the model, so a
 non-zero correlation between them is an error.
 
-For a term with standard deviations s and correlation matrix R, λ = diag(s)·chol(R)/σ,
-so that Var(b) = σ²λλ' = diag(s) R diag(s); θ lists the lower triangle of each λ,
-column-major, term by term (lme4's order, `Design.theta_map`).
+The conversions to and from θ are those of `workbench.model.parameters` (a correlation of
+±1 is allowed: a singular covariance, as lme4 may estimate).
 """
 
 from __future__ import annotations
@@ -30,16 +29,10 @@ from workbench.checks import is_number as _is_number
 from workbench.checks import key_path as _key
 from workbench.checks import show as _show
 from workbench.model.design import Design
-from workbench.errors import TruthError, WorkbenchError
+from workbench.model.parameters import check_parameters, correlation, lambda_of, pairs, term_covariances, theta_of
+from workbench.errors import TruthError
 
-__all__ = [
-    "parameter_names",
-    "parameter_values",
-    "parameters_to_truth",
-    "term_covariances",
-    "term_lambdas",
-    "truth_to_parameters",
-]
+__all__ = ["parameters_to_truth", "truth_to_parameters"]
 
 
 def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -> tuple[np.ndarray, np.ndarray, float]:
@@ -78,7 +71,7 @@ def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -
         if group not in re_table:
             raise TruthError(f"{_key(re_path, group)}: missing (the formula has this random-effect group)")
         lambdas.update(zip(terms, _group_lambdas(terms, re_table[group], sigma, _key(re_path, group))))
-    return beta, _theta(design, [lambdas[term] for term in design.terms]), sigma
+    return beta, theta_of(design, [lambdas[term] for term in design.terms]), sigma
 
 
 def parameters_to_truth(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) -> dict:
@@ -87,101 +80,21 @@ def parameters_to_truth(design: Design, beta: np.ndarray, theta: np.ndarray, sig
     Every within-term pair gets a correlation (0 where one of its SDs is 0, where it is not
     defined); a group with no such pair has no ``corr`` table. Values are Python floats.
     """
-    beta, theta, sigma = _check_parameters(design, beta, theta, sigma)
+    beta, theta, sigma = check_parameters(design, beta, theta, sigma)
     re_table: dict[str, dict] = {}
     for term, cov in zip(design.terms, term_covariances(design, theta, sigma)):
         sd = np.sqrt(np.diag(cov))
         entry = re_table.setdefault(term.group, {"sd": {}})
         for name, value in zip(term.names, sd):
             entry["sd"][name] = float(value)
-        for a, b in _pairs(term.q):
-            corr = _correlation(cov[b, a], sd[a], sd[b])
+        for a, b in pairs(term.q):
+            corr = correlation(cov[b, a], sd[a], sd[b])
             entry.setdefault("corr", {})[f"{term.names[a]}:{term.names[b]}"] = 0.0 if math.isnan(corr) else corr
     return {
         "beta": {name: float(value) for name, value in zip(design.fixef_names, beta)},
         "sigma": float(sigma),
         "re": re_table,
     }
-
-
-def parameter_names(design: Design) -> list[str]:
-    """The names of the parameter coordinates of a study, in the order of `parameter_values`.
-
-    ``beta[<name>]`` for each fixed effect; then for each term in design order
-    ``var[<group>:<name>]`` for each effect and ``cov[<group>:<a>,<b>]`` for each pair (a before
-    b in λ's order); ``var[Residual]``; then the same on the SD scale: ``sd[<group>:<name>]``,
-    ``corr[<group>:<a>,<b>]`` per term, and ``sd[Residual]``.
-    """
-    names = [f"beta[{name}]" for name in design.fixef_names]
-    for scale, pair_scale, residual in (("var", "cov", "var[Residual]"), ("sd", "corr", "sd[Residual]")):
-        for term in design.terms:
-            names.extend(f"{scale}[{term.group}:{name}]" for name in term.names)
-            names.extend(f"{pair_scale}[{term.group}:{term.names[a]},{term.names[b]}]" for a, b in _pairs(term.q))
-        names.append(residual)
-    return names
-
-
-def parameter_values(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) -> np.ndarray:
-    """The values of the parameters named by `parameter_names`.
-
-    var = σ²(λλ')ᵢᵢ, cov = σ²(λλ')ₐᵦ, var[Residual] = σ²; sd and sd[Residual] are their square
-    roots; corr = cov/(sdₐ sdᵦ), clipped to [-1, 1] against rounding, NaN where an SD is 0.
-    """
-    beta, theta, sigma = _check_parameters(design, beta, theta, sigma)
-    covs = term_covariances(design, theta, sigma)
-    values = list(beta)
-    for term, cov in zip(design.terms, covs):
-        values.extend(np.diag(cov))
-        values.extend(cov[b, a] for a, b in _pairs(term.q))
-    values.append(sigma**2)
-    for term, cov in zip(design.terms, covs):
-        sd = np.sqrt(np.diag(cov))
-        values.extend(sd)
-        values.extend(_correlation(cov[b, a], sd[a], sd[b]) for a, b in _pairs(term.q))
-    values.append(sigma)
-    return np.array(values, dtype=float)
-
-
-def term_lambdas(design: Design, theta: np.ndarray) -> list[np.ndarray]:
-    """λₖ (q×q, lower triangular) of every term from θ, in design order."""
-    theta = np.asarray(theta, dtype=float)
-    lambdas = [np.zeros((t.q, t.q)) for t in design.terms]
-    for value, k, row, col in zip(theta, *design.theta_map()):
-        lambdas[k][row, col] = value
-    return lambdas
-
-
-def term_covariances(design: Design, theta: np.ndarray, sigma: float) -> list[np.ndarray]:
-    """Var(bₖ) = σ²λₖλₖ' of one level of every term, in design order."""
-    return [sigma**2 * (lam @ lam.T) for lam in term_lambdas(design, theta)]
-
-
-def _pairs(q: int) -> list[tuple[int, int]]:
-    """Index pairs (a, b), a < b, in the order of λ's lower triangle, column-major."""
-    return [(a, b) for a in range(q) for b in range(a + 1, q)]
-
-
-def _correlation(cov: float, sd_a: float, sd_b: float) -> float:
-    if sd_a == 0 or sd_b == 0:
-        return math.nan
-    return float(min(1.0, max(-1.0, cov / (sd_a * sd_b))))
-
-
-def _theta(design: Design, lambdas: list[np.ndarray]) -> np.ndarray:
-    """θ from the λ of every term: lower triangles, column-major, term by term."""
-    return np.array([lambdas[k][r, c] for k, r, c in zip(*design.theta_map())], dtype=float)
-
-
-def _check_parameters(design: Design, beta, theta, sigma) -> tuple[np.ndarray, np.ndarray, float]:
-    beta = np.asarray(beta, dtype=float).reshape(-1)
-    theta = np.asarray(theta, dtype=float).reshape(-1)
-    if beta.shape[0] != design.p:
-        raise WorkbenchError(f"beta: expected {design.p} values (one per fixed effect), got {beta.shape[0]}")
-    if theta.shape[0] != design.ntheta:
-        raise WorkbenchError(f"theta: expected {design.ntheta} values, got {theta.shape[0]}")
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise WorkbenchError(f"sigma: must be a positive number, got {sigma!r}")
-    return beta, theta, float(sigma)
 
 
 def _groups(design: Design) -> dict[str, list]:
@@ -231,14 +144,10 @@ def _group_lambdas(terms: list, table, sigma: float, path: str) -> list[np.ndarr
             if a in term.names:
                 i, j = term.names.index(a), term.names.index(b)
                 r[i, j] = r[j, i] = value
-        try:
-            chol = np.linalg.cholesky(r)
-        except np.linalg.LinAlgError:
-            chol = None
-        if chol is None or not np.all(np.diag(chol) > 0):
-            raise TruthError(f"{corr_path}: the correlation matrix is not positive definite")
-        sd = np.array([float(sd_table[name]) for name in term.names])
-        lambdas.append(sd[:, None] * chol / sigma)
+        lam = lambda_of(np.array([float(sd_table[name]) for name in term.names]), r, sigma)
+        if lam is None:
+            raise TruthError(f"{corr_path}: is not a valid correlation matrix (not positive semi-definite)")
+        lambdas.append(lam)
     return lambdas
 
 

@@ -29,6 +29,8 @@ from workbench.kernels.montecarlo import SINGULAR_TOL
 DPI = 100
 COLORS = {"ML": "#1f77b4", "REML": "#d95f02"}
 MARKERS = {"ML": "o", "REML": "s"}
+# analysis models after the first are told apart by their markers
+MODEL_MARKERS = ("^", "D", "v", "P", "X", "<", ">")
 Z95 = float(ndtri(0.975))
 # Estimates outside these quantiles are left out of the histograms, so that a few huge
 # estimates do not squeeze the bulk of the distribution into one bin.
@@ -77,45 +79,45 @@ def save(fig: Figure, directory: Path, name: str, svg: bool) -> str:
 
 
 def bias_figure(summary: xr.Dataset, design: DesignAxis, params: list[str], subset: str = "all") -> Figure:
-    """Bias of every parameter per design point and method, with ±1.96 MCSE bars."""
-    fig, axes = _panels(len(params), design)
-    for ax, param in zip(axes, params):
+    """Bias of every parameter per design point and analysis, with ±1.96 MCSE bars (a row of panels per analysis model)."""
+    fig, cells = _model_panels(summary, design, params)
+    for ax, title, param, analyses in cells:
         ax.axhline(0.0, color="0.5", lw=0.8)
-        for method, offset in _methods(summary):
-            cell = summary.sel({"method": method, "param": param, "subset": subset})
-            _with_bars(ax, design.x + offset, cell["bias"], cell["bias_mcse"], method)
-        ax.set_title(param, fontsize=9)
+        for analysis, offset in zip(analyses, _offsets(len(analyses))):
+            cell = summary.sel({"analysis": analysis, "param": param, "subset": subset})
+            _with_bars(ax, design.x + offset, cell["bias"], cell["bias_mcse"], analysis, summary)
+        ax.set_title(title, fontsize=9)
         ax.set_ylabel("bias", fontsize=8)
     _method_legend(fig, summary)
     return fig
 
 
 def coverage_figure(summary: xr.Dataset, design: DesignAxis, params: list[str], subset: str = "all") -> Figure:
-    """Wald coverage per point and method with ±1.96 MCSE bars, the nominal level and its MCSE band."""
+    """Wald coverage per point and analysis with ±1.96 MCSE bars, the nominal level and its MCSE band."""
     level = float(summary.attrs.get("level", 0.95))
-    fig, axes = _panels(len(params), design)
-    for ax, param in zip(axes, params):
+    fig, cells = _model_panels(summary, design, params)
+    for ax, title, param, analyses in cells:
         # The band: where a method with exactly nominal coverage lands 95% of the time.
-        n = summary["n_with_se"].sel({"param": param, "subset": subset}).max("method").values
+        n = summary["n_with_se"].sel({"param": param, "subset": subset, "analysis": analyses}).max("analysis").values
         half = Z95 * np.sqrt(level * (1 - level) / np.maximum(n, 1))
         ax.bar(design.x, 2 * half, bottom=level - half, width=1.0, color="0.85", linewidth=0)
         ax.axhline(level, color="0.3", lw=0.8, ls="--")
-        for method, offset in _methods(summary):
-            cell = summary.sel({"method": method, "param": param, "subset": subset})
-            _with_bars(ax, design.x + offset, cell["coverage"], cell["coverage_mcse"], method)
-        ax.set_title(param, fontsize=9)
+        for analysis, offset in zip(analyses, _offsets(len(analyses))):
+            cell = summary.sel({"analysis": analysis, "param": param, "subset": subset})
+            _with_bars(ax, design.x + offset, cell["coverage"], cell["coverage_mcse"], analysis, summary)
+        ax.set_title(title, fontsize=9)
         ax.set_ylabel("coverage", fontsize=8)
     _method_legend(fig, summary)
     return fig
 
 
 def shares_figure(summary: xr.Dataset, design: DesignAxis) -> Figure:
-    """Shares of converged and of singular fits per point and method, with ±1.96 MCSE bars."""
+    """Shares of converged and of singular fits per point and analysis, with ±1.96 MCSE bars."""
     fig, axes = _panels(2, design, ncols=2)
     for ax, (name, title) in zip(axes, (("converged_share", "converged fits"), ("singular_share", "singular fits"))):
         for method, offset in _methods(summary):
-            cell = summary.sel({"method": method})
-            _with_bars(ax, design.x + offset, cell[name], cell[f"{name}_mcse"], method)
+            cell = summary.sel({"analysis": method})
+            _with_bars(ax, design.x + offset, cell[name], cell[f"{name}_mcse"], method, summary)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("share of replicates", fontsize=8)
         ax.set_ylim(-0.03, 1.03)
@@ -130,7 +132,7 @@ def zip_figure(raw: xr.Dataset, design: DesignAxis, param: str, level: float) ->
     drawn at their centile of that rank: the intervals above the coverage line miss the truth.
     """
     z = float(ndtri((1 + level) / 2))
-    methods = [str(m) for m in raw["method"].values]
+    methods = [str(m) for m in raw["analysis"].values]
     rows = -(-design.npoints // 3)
     per_row = -(-design.npoints // rows)  # at most 3 points a row, rows as full as they can be
     columns = per_row * len(methods)
@@ -143,7 +145,7 @@ def zip_figure(raw: xr.Dataset, design: DesignAxis, param: str, level: float) ->
             values = _fits(raw, point, method, param)
             estimate, std_error = values["estimate"], values["std_error"]
             keep = np.isfinite(std_error)
-            _zip_panel(ax, estimate[keep], std_error[keep], truth, z, level, method)
+            _zip_panel(ax, estimate[keep], std_error[keep], truth, z, level, style(raw, method)[0])
             ax.set_title(f"{design.title(point, 36)}\n{method}", fontsize=7)
             if place * len(methods) + j:
                 ax.tick_params(labelleft=False)
@@ -164,7 +166,7 @@ def zip_figure(raw: xr.Dataset, design: DesignAxis, param: str, level: float) ->
     return fig
 
 
-def _zip_panel(ax, estimate, std_error, truth, z, level, method) -> None:
+def _zip_panel(ax, estimate, std_error, truth, z, level, color) -> None:
     n = len(estimate)
     if n == 0:
         ax.text(0.5, 0.5, "no interval", ha="center", va="center", transform=ax.transAxes, fontsize=8)
@@ -178,7 +180,7 @@ def _zip_panel(ax, estimate, std_error, truth, z, level, method) -> None:
     lower, upper = (estimate - z * std_error)[order], (estimate + z * std_error)[order]
     covers = np.abs(estimate - truth)[order] <= z * std_error[order]
     segments = np.stack([np.column_stack([lower, centile]), np.column_stack([upper, centile])], axis=1)
-    inside, outside = to_rgba(COLORS.get(method, "0.3"), 0.45), to_rgba("#1a1a1a", 1.0)
+    inside, outside = to_rgba(color, 0.45), to_rgba("#1a1a1a", 1.0)
     colors = np.where(covers[:, np.newaxis], np.array([inside]), np.array([outside]))
     # Rasterised, so that an SVG of thousands of intervals stays small.
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.7, rasterized=True))
@@ -207,7 +209,7 @@ def distribution_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figu
     residual variance) are a point mass: the histogram shows the density of the other
     estimates, scaled to their share, and a stem at 0 on the right-hand axis the share at zero.
     """
-    methods = [str(m) for m in raw["method"].values]
+    methods = [str(m) for m in raw["analysis"].values]
     columns = min(design.npoints, 4)
     rows = -(-design.npoints // columns)
     fig = Figure(figsize=(3.3 * columns, 2.5 * rows + 0.5), layout="constrained")
@@ -228,7 +230,7 @@ def distribution_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figu
         for method, values in fits.items():
             count = max(len(values["estimate"]), 1)
             density = np.histogram(values["estimate"][~values["zero"]], bins=edges)[0] / (count * np.diff(edges))
-            ax.stairs(density, edges, color=COLORS.get(method, "0.3"), lw=1.2)
+            ax.stairs(density, edges, color=style(raw, method)[0], lw=1.2)
         ax.axvline(truth, color="k", lw=1, ls="--")
         ax.set_title(design.title(point, 44), fontsize=7)
         ax.tick_params(labelsize=7)
@@ -241,14 +243,14 @@ def distribution_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figu
             width = edges[-1] - edges[0]
             for (method, values), offset in zip(fits.items(), _offsets(len(fits))):
                 share = values["zero"].mean() if len(values["zero"]) else 0.0
-                color = COLORS.get(method, "0.3")
+                color, marker = style(raw, method)
                 share_axis.vlines(offset * 0.05 * width, 0, share, color=color, lw=2.5)
-                share_axis.plot(offset * 0.05 * width, share, MARKERS.get(method, "o"), color=color, ms=4)
+                share_axis.plot(offset * 0.05 * width, share, marker, color=color, ms=4)
             share_axis.set_ylim(0, 1)
             share_axis.tick_params(labelsize=7)
             if (point + 1) % columns == 0 or point == design.npoints - 1:
                 share_axis.set_ylabel("share at 0 (stems)", fontsize=8)
-    handles = [Line2D([], [], color=COLORS.get(m, "0.3"), lw=1.5, label=m) for m in methods]
+    handles = [Line2D([], [], color=style(raw, m)[0], marker=style(raw, m)[1], lw=1.5, label=m) for m in methods]
     handles.append(Line2D([], [], color="k", lw=1, ls="--", label="truth"))
     if spikes:
         handles.append(Line2D([], [], color="0.4", lw=2.5, label="share of estimates at 0 (right axis)"))
@@ -282,7 +284,7 @@ def validation_figure(comparison: pd.DataFrame, design: DesignAxis, titles: dict
             rows = comparison[(comparison["quantity"] == quantity) & (comparison["method"] == method)]
             x = rows["point"].to_numpy(float) + offset
             top.plot(x, rows["theory"], "_", color="k", ms=9, mew=1.6)
-            _with_bars(top, x, rows["study"], rows["mcse"], method)
+            _with_bars(top, x, rows["study"], rows["mcse"], method, None)
             bottom.plot(x, rows["z"], MARKERS[method], color=COLORS[method], ms=4)
         top.set_title(titles[quantity], fontsize=9)
         bottom.axhline(0, color="0.5", lw=0.8)
@@ -304,8 +306,14 @@ def validation_figure(comparison: pd.DataFrame, design: DesignAxis, titles: dict
 # --- panels along the design points -------------------------------------------------------
 
 
-def _panels(npanels: int, design: DesignAxis, ncols: int | None = None, panel_width: float | None = None):
-    """A figure of `npanels` panels sharing x per column, with the points labelled under each column."""
+def _panels(
+    npanels: int, design: DesignAxis, ncols: int | None = None, panel_width: float | None = None, blank: set | None = None
+):
+    """A figure of `npanels` panels sharing x per column, with the points labelled under each column.
+
+    Panels whose index is in `blank` are left empty (None in the returned list).
+    """
+    blank = blank or set()
     if ncols is None:
         ncols = 1 if npanels <= 5 else 2 if npanels <= 12 else 3
     nrows = -(-npanels // ncols)
@@ -315,11 +323,16 @@ def _panels(npanels: int, design: DesignAxis, ncols: int | None = None, panel_wi
     fig = Figure(figsize=(width * ncols + 1.5 * nested, sum(heights) + 0.8), layout="constrained")
     grid = fig.add_gridspec(len(heights), ncols, height_ratios=heights)
     axes = []
+    first: dict[int, object] = {}
     for i in range(npanels):
         row, col = divmod(i, ncols)
-        axes.append(fig.add_subplot(grid[row, col], sharex=axes[col] if row else None))
-    lowest = {i % ncols: ax for i, ax in enumerate(axes)}
-    for ax in axes:
+        if i in blank:
+            axes.append(None)
+            continue
+        axes.append(fig.add_subplot(grid[row, col], sharex=first.get(col)))
+        first.setdefault(col, axes[-1])
+    lowest = {i % ncols: ax for i, ax in enumerate(axes) if ax is not None}
+    for ax in (ax for ax in axes if ax is not None):
         ax.tick_params(labelsize=7)
         ax.set_xlim(-0.5, design.npoints - 0.5)
         if nested:
@@ -369,31 +382,57 @@ def _nested_loop(ax, design: DesignAxis, named: bool) -> None:
 
 
 def _methods(summary: xr.Dataset):
-    methods = [str(m) for m in summary["method"].values]
+    methods = [str(m) for m in summary["analysis"].values]
     return zip(methods, _offsets(len(methods)))
+
+
+def style(data: xr.Dataset | None, analysis: str) -> tuple[str, str]:
+    """(colour, marker) of an analysis: the colour says the estimator, the marker the analysis model."""
+    if data is None or "estimator" not in data.coords:
+        return COLORS.get(analysis, "0.3"), MARKERS.get(analysis, "o")
+    labels = [str(a) for a in data["analysis"].values]
+    estimator = str(data["estimator"].values[labels.index(analysis)])
+    models = list(dict.fromkeys(str(m) for m in data["analysis_model"].values))
+    model = models.index(str(data["analysis_model"].values[labels.index(analysis)]))
+    marker = MARKERS.get(estimator, "o") if model == 0 else MODEL_MARKERS[(model - 1) % len(MODEL_MARKERS)]
+    return COLORS.get(estimator, "0.3"), marker
+
+
+def _model_panels(summary: xr.Dataset, design: DesignAxis, params: list[str]):
+    """Panels of every parameter, a block of rows per analysis model; yields (axis, title, param, analyses)."""
+    models = list(dict.fromkeys(str(m) for m in summary["analysis_model"].values))
+    ncols = 1 if len(params) <= 5 else 2 if len(params) <= 12 else 3
+    per_model = -(-len(params) // ncols) * ncols
+    blank = {i * per_model + j for i in range(len(models)) for j in range(len(params), per_model)}
+    fig, axes = _panels(per_model * len(models), design, ncols=ncols, blank=blank)
+    cells = []
+    for i, model in enumerate(models):
+        analyses = [str(a) for a, m in zip(summary["analysis"].values, summary["analysis_model"].values) if m == model]
+        for j, param in enumerate(params):
+            title = f"{model}: {param}" if model else param
+            cells.append((axes[i * per_model + j], title, param, analyses))
+    return fig, cells
 
 
 def _offsets(count: int) -> np.ndarray:
     return np.linspace(-0.15, 0.15, count) if count > 1 else np.zeros(1)
 
 
-def _with_bars(ax, x, value, mcse, method: str) -> None:
-    """Points with ±1.96 MCSE error bars in the method's colour; missing values are skipped."""
+def _with_bars(ax, x, value, mcse, method: str, data: xr.Dataset | None) -> None:
+    """Points with ±1.96 MCSE error bars in the analysis's colour and marker; missing values are skipped."""
     value, mcse = np.asarray(value, float), np.asarray(mcse, float)
     keep = np.isfinite(value)
     if not keep.any():
         return
     error = np.where(np.isfinite(mcse), Z95 * mcse, 0.0)[keep]
-    ax.errorbar(
-        np.asarray(x)[keep], value[keep], yerr=error, fmt=MARKERS.get(method, "o"), color=COLORS.get(method, "0.3"),
-        ms=4, capsize=2, lw=1, label=method,
-    )
+    color, marker = style(data, method)
+    ax.errorbar(np.asarray(x)[keep], value[keep], yerr=error, fmt=marker, color=color, ms=4, capsize=2, lw=1, label=method)
 
 
 def _method_legend(fig: Figure, summary: xr.Dataset) -> None:
-    methods = [str(m) for m in summary["method"].values]
+    methods = [str(m) for m in summary["analysis"].values]
     handles = [
-        Line2D([], [], color=COLORS.get(m, "0.3"), marker=MARKERS.get(m, "o"), lw=1, label=f"{m} ± 1.96 MCSE")
+        Line2D([], [], color=style(summary, m)[0], marker=style(summary, m)[1], lw=1, label=f"{m} ± 1.96 MCSE")
         for m in methods
     ]
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=8, frameon=False)
@@ -401,7 +440,7 @@ def _method_legend(fig: Figure, summary: xr.Dataset) -> None:
 
 def _fits(raw: xr.Dataset, point: int, method: str, param: str) -> dict[str, np.ndarray]:
     """Estimates, SEs and residual variances of the finished replicates of one cell."""
-    cell = raw.isel(point=point).sel({"method": method})
+    cell = raw.isel(point=point).sel({"analysis": method})
     done = cell["done"].values
     residual = "var[Residual]" if param.startswith("var[") else "sd[Residual]"
     estimate = cell["estimate"].sel({"param": param}).values[done]

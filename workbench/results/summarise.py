@@ -37,12 +37,12 @@ _MIN_REPLICATES = 2
 
 
 def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
-    """Performance measures with Monte Carlo SEs per design point, method, parameter and subset.
+    """Performance measures with Monte Carlo SEs per design point, analysis, parameter and subset.
 
     Parameters
     ----------
     raw : xarray.Dataset
-        Raw replicates with dims (point, replicate, method, param), the variables
+        Raw replicates with dims (point, replicate, analysis, param), the variables
         ``estimate``, ``std_error``, ``converged``, ``singular`` and ``truth``, and
         optionally ``done(point, replicate)`` marking the replicates computed so far.
     level : float
@@ -51,17 +51,17 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        Dims (point, method, param, subset) with subset = "all" (every finished replicate
+        Dims (point, analysis, param, subset) with subset = "all" (every finished replicate
         with a finite estimate) and "converged" (only converged fits). Each measure of
         ``MEASURES`` with its ``<measure>_mcse``; ``n_used`` and ``n_with_se`` (replicates
         behind the estimate-based and the SE-based measures); ``truth``; ``n_done(point)``;
-        ``converged_share`` and ``singular_share`` (point, method) over all finished
+        ``converged_share`` and ``singular_share`` (point, analysis) over all finished
         replicates, with their binomial MCSEs. Cells with fewer than 2 replicates are NaN.
     """
     if not 0 < level < 1:
         raise ValueError(f"level: must be between 0 and 1, got {level}")
     z = float(ndtri((1 + level) / 2))
-    cell, fit = ("point", "method", "param", "replicate"), ("point", "method", "replicate")
+    cell, fit = ("point", "analysis", "param", "replicate"), ("point", "analysis", "replicate")
     estimate = _values(raw["estimate"], cell)
     std_error = _values(raw["std_error"], cell)
     truth = _values(raw["truth"], ("point", "param"))[:, np.newaxis, :]
@@ -74,7 +74,7 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     subsets = {"all": usable, "converged": usable & converged[:, :, np.newaxis, :]}
     per_subset = [_measures(estimate, std_error, truth, subsets[name], z) for name in SUBSETS]
 
-    dims = ("point", "method", "param", "subset")
+    dims = ("point", "analysis", "param", "subset")
     data_vars = {
         name: (dims, np.stack([measures[name] for measures in per_subset], axis=-1))
         for name in per_subset[0]
@@ -82,15 +82,15 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     n_done = done.sum(axis=-1)
     for name, flags in (("converged_share", converged), ("singular_share", singular)):
         share, mcse = _binomial(flags.sum(axis=-1), n_done[:, np.newaxis])
-        data_vars[name] = (("point", "method"), share)
-        data_vars[f"{name}_mcse"] = (("point", "method"), mcse)
+        data_vars[name] = (("point", "analysis"), share)
+        data_vars[f"{name}_mcse"] = (("point", "analysis"), mcse)
     data_vars["n_done"] = (("point",), n_done)
     data_vars["truth"] = (("point", "param"), truth[:, 0, :])
 
     # Variable-length strings: Zarr v3 has a specification for them, not for fixed-width ones.
     coords = {
         "point": raw["point"].values,
-        "method": raw["method"].values.astype(object),
+        "analysis": raw["analysis"].values.astype(object),
         "param": raw["param"].values.astype(object),
         "subset": np.array(SUBSETS, dtype=object),
     }
@@ -98,7 +98,7 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     extra = {
         name: coord.variable
         for name, coord in raw.coords.items()
-        if name not in raw.dims and set(coord.dims) <= {"point", "method", "param"}
+        if name not in raw.dims and set(coord.dims) <= {"point", "analysis", "param"}
     }
     summary = summary.assign_coords(extra)
     summary.attrs = {**_plain_attrs(raw.attrs), "level": level}
@@ -152,7 +152,7 @@ def _masked_variance(values: np.ndarray, mask: np.ndarray, mean: np.ndarray, n: 
 
 
 def _measures(estimate, std_error, truth, use, z) -> dict[str, np.ndarray]:
-    """All measures for one subset; arrays (point, method, param, replicate) reduce over replicate."""
+    """All measures for one subset; arrays (point, analysis, param, replicate) reduce over replicate."""
     n = use.sum(axis=-1)
     with_se = use & np.isfinite(std_error)
     n_se = with_se.sum(axis=-1)
@@ -211,7 +211,7 @@ def _measures(estimate, std_error, truth, use, z) -> dict[str, np.ndarray]:
 
 
 def format_table(summary: xr.Dataset, point=None, subset: str = "all") -> str:
-    """Plain-text table of bias, empirical SE and coverage (each with its MCSE) per parameter and method.
+    """Plain-text table of bias, empirical SE and coverage (each with its MCSE) per parameter and analysis.
 
     Parameters
     ----------
@@ -239,15 +239,15 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str) -> str:
 
     settings = ", ".join(f"{name} = {_plain(cell[name].values)}" for name in factors)
     heading = f"point {_plain(cell['point'].values)}" + (f": {settings}" if settings else "")
-    methods = [str(m) for m in cell["method"].values]
+    methods = [str(m) for m in cell["analysis"].values]
     shares = "; ".join(
-        f"{m} converged {text('converged_share', {'method': m})}, "
-        f"singular {text('singular_share', {'method': m})}"
+        f"{m} converged {text('converged_share', {'analysis': m})}, "
+        f"singular {text('singular_share', {'analysis': m})}"
         for m in methods
     )
     header = ["parameter"] + [label for _ in methods for _, label in _COLUMNS]
     body = [
-        [str(param)] + [text(name, {"method": m, "param": param}) for m in methods for name, _ in _COLUMNS]
+        [str(param)] + [text(name, {"analysis": m, "param": param}) for m in methods for name, _ in _COLUMNS]
         for param in cell["param"].values
     ]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]

@@ -19,7 +19,6 @@ difference, 0 < theta_hat < SINGULAR_TOL.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +39,6 @@ QUANTITIES = {
     "mean_var_e": (r"$E[\hat\sigma^2_e]$", "E[σ̂²ₑ]", "mean σ̂²ₑ"),
     "coverage_mu": (r"coverage of $\mu$ (Wald)", "coverage of μ", "coverage"),
 }
-
-_GROUP_VARIANCE = re.compile(r"var\[(?P<group>[^:\]]+):\(Intercept\)\]")
 
 
 @dataclass(frozen=True)
@@ -68,14 +65,19 @@ class OneWayStudy:
 
 def one_way_study(summary: xr.Dataset) -> OneWayStudy | None:
     """The one-way designs of a study's summary, or None if it is not a balanced one-way study."""
-    params = [str(p) for p in summary["param"].values]
-    if [p for p in params if p.startswith("beta[")] != ["beta[(Intercept)]"] or "var[Residual]" not in params:
+    if not {"kind", "group", "effect", "analysis_model"} <= set(summary.coords) or "study" not in summary.attrs:
         return None
-    components = [p for p in params if p.startswith(("var[", "cov[")) and p != "var[Residual]"]
-    match = _GROUP_VARIANCE.fullmatch(components[0]) if len(components) == 1 else None
-    if match is None or "study" not in summary.attrs:
+    params = summary["param"].values
+    kind, effect = summary["kind"].values, summary["effect"].values
+    fixed = params[kind == "fixed"]
+    components = np.flatnonzero((kind == "variance") | (kind == "covariance"))
+    if list(fixed) != ["beta[(Intercept)]"] or "var[Residual]" not in params or len(components) != 1:
         return None
-    group = match["group"]
+    if kind[components[0]] != "variance" or effect[components[0]] != "(Intercept)":
+        return None
+    if not (summary["analysis_model"].values == "").any():
+        return None  # the theory is of the generating model fitted to its own data
+    group = str(summary["group"].values[components[0]])
     try:
         points = parse_study(summary.attrs["study"], Path.cwd()).points()
     except WorkbenchError:
@@ -92,7 +94,7 @@ def one_way_study(summary: xr.Dataset) -> OneWayStudy | None:
         if levels[group] < 2 or size < 2:
             return None
         values = truth.isel(point=point.index)
-        var_a = float(values.sel({"param": components[0]}))
+        var_a = float(values.isel({"param": components[0]}))
         var_e = float(values.sel({"param": "var[Residual]"}))
         designs.append(OneWayDesign(levels[group], size, var_a, var_e))
     return OneWayStudy(group, tuple(designs))
@@ -112,8 +114,13 @@ def compare(summary: xr.Dataset, study: OneWayStudy) -> pd.DataFrame:
     rows = []
     for point, design in enumerate(study.designs):
         shape = (design.groups, design.size, design.var_a, design.var_e)
-        for method in (str(m) for m in summary["method"].values):
-            cell = summary.isel(point=point).sel({"method": method, "subset": "all"})
+        for analysis, model, method in zip(
+            summary["analysis"].values, summary["analysis_model"].values, summary["estimator"].values
+        ):
+            if model != "":
+                continue
+            method = str(method)
+            cell = summary.isel(point=point).sel({"analysis": analysis, "subset": "all"})
             means = theory.expected_estimates(*shape, method)
             exact = {
                 "prob_zero": theory.prob_zero(*shape, method),

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from workbench import arguments
-from workbench.model.design import Design, build_design
+from workbench.model.design import Design, build_design, term_arrays
 from workbench.errors import WorkbenchError
 from workbench.model.formula import Formula
 from workbench.kernels.simulate import marginal_covariance, simulate_responses
-from workbench.fitting.structure import term_arrays
-from workbench.model.truth import term_covariances, term_lambdas, truth_to_parameters
+from workbench.model.parameters import term_covariances, term_lambdas
+from workbench.model.truth import truth_to_parameters
 
 __all__ = [
     "SimulationInputs",

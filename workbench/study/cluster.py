@@ -30,7 +30,8 @@ import numba
 import numpy as np
 
 from workbench.errors import ClusterError, RunStopped
-from workbench.study.units import PointPlan, compute_unit, plan_point
+from workbench.study.plan import PointPlan, plan_point
+from workbench.study.units import compute_unit
 from workbench.study.spec import Study
 
 __all__ = ["ClusterError", "RunStopped", "require_distributed", "run_on_cluster", "unit_key"]
@@ -79,7 +80,7 @@ def run_on_cluster(
     Parameters
     ----------
     study, units, chunk_size
-        As for `workbench.run.run_locally`: the units are (point, chunk) pairs.
+        As for `workbench.study.execute.run_locally`: the units are (point, chunk) pairs.
     address : str
         The scheduler, e.g. ``"tcp://127.0.0.1:8786"``.
     threads : int, optional
@@ -207,7 +208,7 @@ def _compute_unit_task(
         threads = _worker_threads()
     with _UNIT_LOCK:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        return compute_unit(study, point, chunk, chunk_size, plan=plan)
+        return compute_unit(study, plan, point, chunk, chunk_size)
 
 
 def _worker_threads() -> int:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numba
-import numpy as np
 import xarray as xr
 
 from workbench.errors import StudyError
@@ -17,7 +16,8 @@ from workbench.results.summarise import summarise
 from workbench.study.cluster import run_on_cluster
 from workbench.study.spec import Study
 from workbench.study.store import ReplicateStore, StoreLayout
-from workbench.study.units import check_study, compute_unit, plan_point
+from workbench.study.plan import PointPlan, StudyOutline, check_study, plan_point
+from workbench.study.units import compute_unit
 
 
 def run_study(
@@ -32,7 +32,7 @@ def run_study(
 
     With `scheduler`, the units run on that dask cluster; this process still writes the store.
     """
-    params = check_study(study)
+    outline = check_study(study)
     store = ReplicateStore(out)
     if fresh:
         store.remove()
@@ -40,7 +40,7 @@ def run_study(
         if store.attrs().get("study") != study.text:
             raise StudyError(f"{out}: holds the results of a different study file; use --fresh or another --out")
     else:
-        store.create(_store_layout(study, params))
+        store.create(_store_layout(study, outline))
     chunk_size = store.chunk_size()
     nchunks = -(-study.replicates // chunk_size)
     npoints = len(study.points())
@@ -73,26 +73,34 @@ def run_study(
 
 
 def run_locally(study: Study, units: list[tuple[int, int]], chunk_size: int) -> Iterator[tuple[int, int, dict]]:
-    """Compute the units here, one after another (each runs its replicates on all threads)."""
-    for point, chunk in units:
-        yield point, chunk, compute_unit(study, point, chunk, chunk_size)
+    """Compute the units here, one after another (each runs its replicates on all threads).
 
-
-
-def _store_layout(study: Study, params: tuple[str, ...]) -> StoreLayout:
+    Units come point by point: each point's plan is built once and kept while its units run.
+    """
     points = study.points()
-    truth = [plan_point(study, point).truth for point in points]
+    plan: PointPlan | None = None
+    planned = -1
+    for point, chunk in units:
+        if point != planned:
+            plan, planned = plan_point(study, points[point]), point
+        yield point, chunk, compute_unit(study, plan, point, chunk, chunk_size)
+
+
+def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
+    points = study.points()
+    fits = study.fits
     return StoreLayout(
         npoints=len(points),
         replicates=study.replicates,
-        methods=study.methods,
-        params=params,
+        analyses=tuple(label for _, _, label in fits),
+        analysis_model=tuple(analysis.name for analysis, _, _ in fits),
+        estimator=tuple(method for _, method, _ in fits),
+        labels=outline.labels,
         chunk_size=study.execution.chunk_size,
         factors={path: [point.factors[path] for point in points] for path in study.grid},
-        truth=np.array(truth),
+        truth=outline.truth,
         attrs={"study": study.text, "study_name": study.name, "seed": str(study.seed), "level": study.level},
     )
-
 
 
 class Progress:
@@ -128,7 +136,6 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
 
 
 def _say(quiet: bool, text: str) -> None:

@@ -1,8 +1,10 @@
 """The study file: read and validate a study TOML, and expand its grid into design points.
 
 A study file has the tables ``[study]`` (``name``, ``seed``, ``replicates``, ``methods``),
-``[model]`` (``formula``), ``[layout]`` (see :mod:`workbench.simulation.layout`), ``[truth]``
-(``beta``, ``sigma``, ``re.<group>.sd``, ``re.<group>.corr``) and optionally ``[grid]``
+``[model]`` (``formula``: the data-generating model), ``[layout]`` (see
+:mod:`workbench.simulation.layout`), ``[truth]`` (``beta``, ``sigma``, ``re.<group>.sd``,
+``re.<group>.corr``) and optionally ``[[analysis]]`` (the fitted models: ``name``, ``formula``,
+``methods``; without any, the generating model is fitted by ``[study] methods``), ``[grid]``
 (quoted dotted paths to lists of values), ``[execution]`` and ``[summary]``. Any mistake is
 reported as one `StudyError` line that starts with the key path.
 
@@ -30,6 +32,7 @@ from workbench.simulation.layout import validate_layout
 
 __all__ = [
     "METHODS",
+    "Analysis",
     "DesignPoint",
     "Execution",
     "Study",
@@ -40,7 +43,7 @@ __all__ = [
 
 METHODS = ("ML", "REML")
 _TABLES_REQUIRED = ("study", "model", "layout", "truth")
-_TABLES_OPTIONAL = ("grid", "execution", "summary")
+_TABLES_OPTIONAL = ("analysis", "grid", "execution", "summary")
 # Only the data-generating tables can vary between design points.
 _GRID_ROOTS = ("layout", "truth")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -61,6 +64,20 @@ class Execution:
     workers: int
     chunk_size: int = _DEFAULT_CHUNK_SIZE
     scheduler: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A fitted model: its name (empty for the generating model fitted without `[[analysis]]`),
+    formula and estimators."""
+
+    name: str
+    formula: str
+    methods: tuple[str, ...]
+
+    def labels(self) -> list[str]:
+        """The ``analysis`` coordinate value of each method: ``"<name>:<method>"``, or the method alone."""
+        return [f"{self.name}:{method}" if self.name else method for method in self.methods]
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,7 @@ class Study:
     replicates: int
     methods: tuple[str, ...]
     formula: str
+    analyses: tuple[Analysis, ...]
     layout: dict[str, Any]
     truth: dict[str, Any]
     grid: dict[str, tuple[Any, ...]]
@@ -93,6 +111,15 @@ class Study:
     level: float
     text: str
     base_dir: Path
+
+    @property
+    def fits(self) -> list[tuple[Analysis, str, str]]:
+        """(analysis, method, coordinate value) of every fit of a data set, in store order."""
+        return [
+            (analysis, method, label)
+            for analysis in self.analyses
+            for method, label in zip(analysis.methods, analysis.labels())
+        ]
 
     def points(self) -> list[DesignPoint]:
         """Return the design points; with no grid, one point with no factors."""
@@ -157,12 +184,14 @@ def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
     if not (isinstance(formula, str) and "~" in formula):
         wanted = 'must be a formula such as "y ~ 1 + (1 | g)"'
         _check.fail("model.formula", f"{wanted}, got {show(formula)}")
+    methods = _methods(study.get("methods", list(METHODS)), "study.methods")
     result = Study(
         name=_study_name(study["name"]),
         seed=_check.integer(study["seed"], "study.seed", 0, MAX_SEED),
         replicates=_check.integer(study["replicates"], "study.replicates", 1),
-        methods=_methods(study.get("methods", list(METHODS))),
+        methods=methods,
         formula=formula,
+        analyses=_analyses(document.get("analysis"), formula, methods),
         layout=document["layout"],
         truth=document["truth"],
         grid=_grid(document),
@@ -236,14 +265,43 @@ def _study_name(name: Any) -> str:
     return name
 
 
-def _methods(methods: Any) -> tuple[str, ...]:
+def _methods(methods: Any, path: str) -> tuple[str, ...]:
     if not (isinstance(methods, list) and methods and all(m in METHODS for m in methods)):
         wanted = 'must be a non-empty list of "ML" and "REML"'
-        _check.fail("study.methods", f"{wanted}, got {show(methods)}")
+        _check.fail(path, f"{wanted}, got {show(methods)}")
     for i, method in enumerate(methods):
         if method in methods[:i]:
-            _check.fail("study.methods", f"lists {show(method)} twice")
+            _check.fail(path, f"lists {show(method)} twice")
     return tuple(methods)
+
+
+def _analyses(tables: Any, model_formula: str, methods: tuple[str, ...]) -> tuple[Analysis, ...]:
+    """The fitted models: the `[[analysis]]` tables, or the generating model by `methods`.
+
+    An analysis takes ``name`` (required, a word of letters, digits, '_', '.' and '-'),
+    ``formula`` (default: the generating model's) and ``methods`` (default: ``[study] methods``).
+    """
+    if tables is None:
+        return (Analysis("", model_formula, methods),)
+    if not (isinstance(tables, list) and tables and all(isinstance(t, Mapping) for t in tables)):
+        _check.fail("analysis", 'must be one or more [[analysis]] tables (name = "...", formula = "...")')
+    analyses: list[Analysis] = []
+    for index, table in enumerate(tables):
+        where = f"analysis[{index}]"
+        name = table.get("name")
+        if isinstance(name, str) and _NAME.fullmatch(name) and ":" not in name:
+            where = key_path("analysis", name)
+        _check.keys(table, where, ("name",), ("formula", "methods"))
+        if not (isinstance(name, str) and _NAME.fullmatch(name)):
+            _check.fail(key_path(where, "name"), f"must be a word of letters, digits, '_', '.' and '-', got {show(name)}")
+        if any(other.name == name for other in analyses):
+            _check.fail(key_path(where, "name"), f"{show(name)} names two analyses")
+        formula = table.get("formula", model_formula)
+        if not (isinstance(formula, str) and "~" in formula):
+            _check.fail(key_path(where, "formula"), f'must be a formula such as "y ~ 1 + (1 | g)", got {show(formula)}')
+        chosen = _methods(table["methods"], key_path(where, "methods")) if "methods" in table else methods
+        analyses.append(Analysis(name, formula, chosen))
+    return tuple(analyses)
 
 
 def _execution(table: Any) -> Execution:

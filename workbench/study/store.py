@@ -1,6 +1,6 @@
 """The raw results of a study: a Zarr store written chunk by chunk, and its completion marks.
 
-`DIR/replicates.zarr` holds dims (point, replicate, method, param); every array is chunked
+`DIR/replicates.zarr` holds dims (point, replicate, analysis, param); every array is chunked
 one work unit — one point, `chunk_size` replicates — per chunk, so a unit writes its own
 chunk files and nothing else. After a unit's data is written, an empty file
 `DIR/progress/p<point>-c<chunk>` is created atomically: the completion mark. A run killed
@@ -26,14 +26,14 @@ from workbench.fitting.status import status_codes_text
 
 # name: (dims, dtype, fill)
 PER_FIT = {
-    "estimate": (("point", "replicate", "method", "param"), "f8", np.nan),
-    "std_error": (("point", "replicate", "method", "param"), "f8", np.nan),
-    "objective": (("point", "replicate", "method"), "f8", np.nan),
-    "converged": (("point", "replicate", "method"), "bool", False),
-    "singular": (("point", "replicate", "method"), "bool", False),
-    "n_evals": (("point", "replicate", "method"), "i4", 0),
-    "fit_seconds": (("point", "replicate", "method"), "f8", np.nan),
-    "status": (("point", "replicate", "method"), "i1", -1),
+    "estimate": (("point", "replicate", "analysis", "param"), "f8", np.nan),
+    "std_error": (("point", "replicate", "analysis", "param"), "f8", np.nan),
+    "objective": (("point", "replicate", "analysis"), "f8", np.nan),
+    "converged": (("point", "replicate", "analysis"), "bool", False),
+    "singular": (("point", "replicate", "analysis"), "bool", False),
+    "n_evals": (("point", "replicate", "analysis"), "i4", 0),
+    "fit_seconds": (("point", "replicate", "analysis"), "f8", np.nan),
+    "status": (("point", "replicate", "analysis"), "i1", -1),
 }
 
 
@@ -43,8 +43,10 @@ class StoreLayout:
 
     npoints: int
     replicates: int
-    methods: tuple[str, ...]
-    params: tuple[str, ...]
+    analyses: tuple[str, ...]  # coordinate values, "<analysis name>:<method>" (or the method alone)
+    analysis_model: tuple[str, ...]  # the analysis name of each
+    estimator: tuple[str, ...]  # ML or REML, of each
+    labels: tuple  # ParameterLabel of every parameter
     chunk_size: int
     factors: dict  # grid path → values per point
     truth: np.ndarray  # (point, param)
@@ -98,9 +100,13 @@ class ReplicateStore:
         coords = {
             "point": np.arange(layout.npoints),
             "replicate": np.arange(layout.replicates),
-            "method": np.array(layout.methods, dtype=object),
-            "param": np.array(layout.params, dtype=object),
+            "analysis": np.array(layout.analyses, dtype=object),
+            "param": np.array([label.name for label in layout.labels], dtype=object),
+            "analysis_model": ("analysis", np.array(layout.analysis_model, dtype=object)),
+            "estimator": ("analysis", np.array(layout.estimator, dtype=object)),
         }
+        for field in ("kind", "group", "effect", "scale"):
+            coords[field] = ("param", np.array([getattr(label, field) for label in layout.labels], dtype=object))
         for path, values in layout.factors.items():
             coords[path] = ("point", _coordinate_values(values))
         skeleton = xr.Dataset({"truth": (("point", "param"), layout.truth)}, coords=coords)
@@ -114,8 +120,8 @@ class ReplicateStore:
         shape = {
             "point": layout.npoints,
             "replicate": layout.replicates,
-            "method": len(layout.methods),
-            "param": len(layout.params),
+            "analysis": len(layout.analyses),
+            "param": len(layout.labels),
         }
         for name, (dims, dtype, fill) in PER_FIT.items():
             group.create_array(

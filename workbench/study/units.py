@@ -1,82 +1,30 @@
-"""Run a study: design points → layouts → designs → chunks of replicates → store → summary.
+"""A unit of work: one chunk of replicates of one design point, simulated once and fitted by every analysis.
 
-A *unit* of work is one chunk of replicates of one design point. Its data sets are drawn
-from the replicates' own seeds (`SeedSequence(seed, spawn_key=(point, replicate))`), so a
-unit's results do not depend on which units ran before it, where, or in which order.
+A unit's data sets are drawn from the replicates' own seeds (`SeedSequence(seed,
+spawn_key=(point, replicate))`), so its results do not depend on which units ran before it,
+where, or in which order; every analysis and method sees the same data sets.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-import warnings
-from dataclasses import dataclass
 
 import numba
 import numpy as np
-import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from workbench.model.design import Design, build_design
-from workbench.errors import DataError, FormulaError, StudyError
 from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
-from workbench.fitting.problem import Problem
-from workbench.kernels.montecarlo import run_chunk
-from workbench.simulation.layout import make_layout
-from workbench.simulation.simulate import SimulationInputs, draw_normals, simulation_inputs
+from workbench.kernels.montecarlo import fit_chunk, simulate_chunk
+from workbench.kernels.status import NOT_RUN
+from workbench.simulation.simulate import draw_normals
+from workbench.study.plan import PointPlan
+from workbench.study.spec import Study
 from workbench.study.store import PER_FIT
-from workbench.fitting.structure import front_starts
-from workbench.study.spec import DesignPoint, Study
-from workbench.model.truth import parameter_names, parameter_values, truth_to_parameters
 
+__all__ = ["compute_unit", "unit_replicates", "unit_responses"]
 
-@dataclass(frozen=True, eq=False)
-class PointPlan:
-    """Everything the replicates of one design point share, built once."""
-
-    layout: pd.DataFrame
-    beta: np.ndarray
-    theta: np.ndarray
-    sigma: float
-    design: Design
-    problem: Problem
-    simulation: SimulationInputs
-    params: tuple[str, ...]
-    truth: np.ndarray  # parameter values, in `params` order
-
-
-def layout_rng(seed: int, point: int) -> np.random.Generator:
-    """The generator of a design point's layout (replicates use spawn keys (point, r))."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(point,)))
-
-
-def plan_point(study: Study, point: DesignPoint) -> PointPlan:
-    """Build the layout, design and true parameters of one point; errors name the study key."""
-    layout = make_layout(point.layout, layout_rng(study.seed, point.index), study.base_dir)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", UserWarning)
-            design = build_design(study.formula, layout, response_required=False)
-    except (FormulaError, DataError) as exc:
-        text = str(exc).removeprefix("formula: ").removeprefix("data: ").replace("the formula uses it", "in the layout")
-        raise FormulaError(f"model.formula: {text}") from None
-    except UserWarning as exc:  # missing values in a table layout
-        raise DataError(f"layout: {exc} (a study needs complete rows)") from None
-    beta, theta, sigma = truth_to_parameters(design, point.truth)
-    return PointPlan(
-        layout=layout,
-        beta=beta,
-        theta=theta,
-        sigma=sigma,
-        design=design,
-        problem=Problem.build(design),
-        simulation=simulation_inputs(design, beta, theta, sigma),
-        params=tuple(parameter_names(design)),
-        truth=parameter_values(design, beta, theta, sigma),
-    )
-
-
-_PLANS: dict[tuple[str, str, int], PointPlan] = {}
+_NAMES = ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "status")
 
 
 @functools.cache
@@ -86,70 +34,78 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def _cached_plan(study: Study, index: int) -> PointPlan:
-    """The plan of a point, kept while its units run (a study is identified by its text)."""
-    key = (study.text, str(study.base_dir), index)
-    if key not in _PLANS:
-        _PLANS.clear()  # units run point by point: keep one plan, memory stays flat
-        _PLANS[key] = plan_point(study, study.points()[index])
-    return _PLANS[key]
-
-
-def check_study(study: Study) -> tuple[str, ...]:
-    """Build every design point once (before any output is written); return the parameter names."""
-    names: list[tuple[str, ...]] = []
-    study.check_points(lambda point: names.append(plan_point(study, point).params))
-    if len(set(names)) > 1:
-        raise StudyError("grid: the design points do not share the same parameters (a factor level missing?)")
-    return names[0]
-
-
-def compute_unit(
-    study: Study, point: int, chunk: int, chunk_size: int, plan: PointPlan | None = None
-) -> dict[str, np.ndarray]:
-    """Simulate and fit replicates [chunk·size, (chunk+1)·size) of one point by every method.
-
-    Returns arrays with a leading replicate axis, named as the store's variables. `plan` is
-    the point's plan when the caller has built it (a cluster ships it to the workers, which
-    then need none of the study's files); without it, the plan is built here.
-    """
-    if plan is None:
-        plan = _cached_plan(study, point)
+def unit_replicates(study: Study, chunk: int, chunk_size: int) -> np.ndarray:
+    """The replicate indices of one chunk."""
     first = chunk * chunk_size
-    replicates = np.arange(first, min(first + chunk_size, study.replicates))
+    return np.arange(first, min(first + chunk_size, study.replicates))
+
+
+def unit_responses(study: Study, plan: PointPlan, point: int, replicates: np.ndarray) -> np.ndarray:
+    """The simulated responses (len(replicates), n) of the given replicates of a point."""
     normals = draw_normals(study.seed, point, replicates, plan.simulation.size)
-    nrep, nmethods, nparams = len(replicates), len(study.methods), len(plan.params)
-    out = (
-        np.full((nrep, nmethods, nparams), np.nan),
-        np.full((nrep, nmethods, nparams), np.nan),
-        np.full((nrep, nmethods), np.nan),
-        np.zeros((nrep, nmethods), np.bool_),
-        np.zeros((nrep, nmethods), np.bool_),
-        np.zeros((nrep, nmethods), np.int64),
-        np.full((nrep, nmethods), -1, np.int8),
-    )
-    design, problem = plan.design, plan.problem
-    reml = np.array([method == "REML" for method in study.methods])
-    started = time.perf_counter()
+    ys = np.empty((len(replicates), plan.design.n))
+    simulate_chunk(plan.simulation, normals, ys)
+    return ys
+
+
+def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_size: int) -> dict[str, np.ndarray]:
+    """Simulate replicates [chunk·size, (chunk+1)·size) of one point and fit them by every analysis and method.
+
+    Returns arrays with a leading replicate axis, named as the store's variables, over the
+    study's fits (`Study.fits`) and parameters (`plan.params`; NaN where an analysis lacks one).
+    """
+    replicates = unit_replicates(study, chunk, chunk_size)
+    nrep, nfits, nparams = len(replicates), len(study.fits), len(plan.labels)
+    results = {
+        "estimate": np.full((nrep, nfits, nparams), np.nan),
+        "std_error": np.full((nrep, nfits, nparams), np.nan),
+        "objective": np.full((nrep, nfits), np.nan),
+        "converged": np.zeros((nrep, nfits), np.bool_),
+        "singular": np.zeros((nrep, nfits), np.bool_),
+        "n_evals": np.zeros((nrep, nfits), np.int64),
+        "status": np.full((nrep, nfits), NOT_RUN, np.int8),
+        "fit_seconds": np.full((nrep, nfits), np.nan),
+    }
     # replicates run in parallel already: BLAS threads inside each (large trailing blocks
     # call LAPACK) would only compete with them, several times slower
     with _blas().limit(limits=1, user_api="blas"):
-        run_chunk(
-            problem.structure,
-            problem.products,
-            plan.simulation,
-            design.x,
-            front_starts(problem.structure),
-            normals,
-            reml,
-            design.theta_lower_bounds(),
-            GRADIENT_TOL,
-            MAX_ITER,
-            out,
-        )
-    # per-fit cost: the chunk's wall time shared out over its fits and the threads that ran them
-    seconds = (time.perf_counter() - started) * numba.get_num_threads() / (nrep * nmethods)
-    names = ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "status")
-    results = {name: values.astype(PER_FIT[name][1]) for name, values in zip(names, out)}
-    results["fit_seconds"] = np.full((nrep, nmethods), seconds)
-    return results
+        ys = unit_responses(study, plan, point, replicates)
+        first = 0
+        for analysis in plan.analyses:
+            nmethods, ncolumns = len(analysis.reml), len(analysis.columns)
+            out = (
+                np.full((nrep, nmethods, ncolumns), np.nan),
+                np.full((nrep, nmethods, ncolumns), np.nan),
+                np.full((nrep, nmethods), np.nan),
+                np.zeros((nrep, nmethods), np.bool_),
+                np.zeros((nrep, nmethods), np.bool_),
+                np.zeros((nrep, nmethods), np.int64),
+                np.full((nrep, nmethods), NOT_RUN, np.int8),
+            )
+            design, problem = analysis.design, analysis.problem
+            started = time.perf_counter()
+            fit_chunk(
+                problem.structure,
+                problem.products,
+                analysis.codes,
+                analysis.z,
+                design.x,
+                analysis.front0,
+                ys,
+                analysis.reml,
+                design.theta_lower_bounds(),
+                GRADIENT_TOL,
+                MAX_ITER,
+                out,
+            )
+            # per-fit cost: the wall time shared out over the fits and the threads that ran them
+            seconds = (time.perf_counter() - started) * numba.get_num_threads() / (nrep * nmethods)
+            fits = slice(first, first + nmethods)
+            for name, values in zip(_NAMES, out):
+                if values.ndim == 3:
+                    results[name][:, fits][:, :, analysis.columns] = values
+                else:
+                    results[name][:, fits] = values
+            results["fit_seconds"][:, fits] = seconds
+            first += nmethods
+    return {name: values.astype(PER_FIT[name][1]) for name, values in results.items()}
