@@ -1,7 +1,9 @@
 """Studies that fit analysis models other than the generating one, and the data sets they share."""
 
 import ast
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +255,19 @@ def test_kernels_import_nothing_above_themselves():
             for name in names:
                 if name.startswith("workbench"):
                     assert name.startswith("workbench.kernels"), f"{source.name} imports {name}"
+
+
+def test_replicates_of_the_barr_study_refitted_in_lme4_agree():
+    """Five data sets rebuilt by replicate_data, fitted by lme4 1.1-31 (tests/data/barr_lme4.json):
+    our criterion equals lme4's to 1e-6 relative or is lower."""
+    folder = Path(__file__).parent / "data"
+    reference = json.loads((folder / "barr_lme4.json").read_text())
+    assert len(reference["fits"]) == 15
+    for entry in reference["fits"]:
+        point, replicate = (int(v) for v in re.findall(r"\d+", entry["file"]))
+        frame = wb.replicate_data(folder / "barr_maximal.toml", point, replicate)
+        fit = wb.fit(entry["formula"], frame, reml=entry["method"] == "REML")
+        lme4 = entry["criterion"]
+        assert fit.objective <= lme4 + 1e-6 * abs(lme4), (entry["file"], entry["formula"], entry["method"])
+        assert fit.objective >= lme4 - 1e-6 * abs(lme4)  # lower by more would be lme4 stopping early: look
+        assert fit.fixef["cond"] == pytest.approx(entry["fixef"]["cond"], rel=1e-5, abs=1e-7)

@@ -42,3 +42,11 @@ for (file in files) {
 }
 cat(sprintf("{\"lme4_version\": %s, \"r_version\": %s, \"fits\": [\n  %s\n]}\n",
   quote(as.character(packageVersion("lme4"))), quote(R.version.string), paste(entries, collapse = ",\n  ")))
+
+# tests/data/barr_lme4.json was made with (study file: tests/data/barr_maximal.toml):
+#   for pr in "0 0" "0 1" "0 2" "1 0" "1 1"; do set -- $pr
+#     python -m workbench.data tests/data/barr_maximal.toml --point $1 --replicate $2 --out barr_p$1_r$2.csv; done
+#   Rscript scripts/reference/lme4_replicates.R subj,item \
+#     "y ~ 1 + cond + (1 + cond | subj) + (1 + cond | item)=REML" \
+#     "y ~ 1 + cond + (1 + cond | subj) + (1 + cond | item)=ML" \
+#     "y ~ 1 + cond + (1 | subj) + (1 | item)=REML" -- barr_p*.csv > tests/data/barr_lme4.json

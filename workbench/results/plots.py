@@ -401,16 +401,27 @@ def style(data: xr.Dataset | None, analysis: str) -> tuple[str, str]:
 def _model_panels(summary: xr.Dataset, design: DesignAxis, params: list[str]):
     """Panels of every parameter, a block of rows per analysis model; yields (axis, title, param, analyses)."""
     models = list(dict.fromkeys(str(m) for m in summary["analysis_model"].values))
-    ncols = 1 if len(params) <= 5 else 2 if len(params) <= 12 else 3
-    per_model = -(-len(params) // ncols) * ncols
-    blank = {i * per_model + j for i in range(len(models)) for j in range(len(params), per_model)}
-    fig, axes = _panels(per_model * len(models), design, ncols=ncols, blank=blank)
-    cells = []
-    for i, model in enumerate(models):
-        analyses = [str(a) for a, m in zip(summary["analysis"].values, summary["analysis_model"].values) if m == model]
-        for j, param in enumerate(params):
+    analyses = {
+        model: [str(a) for a, m in zip(summary["analysis"].values, summary["analysis_model"].values) if m == model]
+        for model in models
+    }
+    # each model's block shows the parameters it estimates
+    used = summary["n_used"].sel(subset="all").max("point") > 0
+    shown = {model: [p for p in params if bool(used.sel(analysis=analyses[model], param=p).any())] for model in models}
+    widest = max(len(shown[model]) for model in models)
+    ncols = 1 if widest <= 5 else 2 if widest <= 12 else 3
+    rows = {model: -(-len(shown[model]) // ncols) for model in models}
+    blank, cells, first = set(), [], 0
+    for model in models:
+        blank |= {first + j for j in range(len(shown[model]), rows[model] * ncols)}
+        first += rows[model] * ncols
+    fig, axes = _panels(first, design, ncols=ncols, blank=blank)
+    first = 0
+    for model in models:
+        for j, param in enumerate(shown[model]):
             title = f"{model}: {param}" if model else param
-            cells.append((axes[i * per_model + j], title, param, analyses))
+            cells.append((axes[first + j], title, param, analyses[model]))
+        first += rows[model] * ncols
     return fig, cells
 
 
