@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from workbench.fitting.condvar import conditional_covariances
+from workbench.fitting.predict import predict as _predict
 from workbench.fitting.problem import Problem
 from workbench.model.design import Design
 from workbench.model.parameters import term_lambdas
@@ -35,11 +38,92 @@ class FitResult:
     n_obs: int
     n_levels: dict
     problem: Problem  # the design, factor structure and cross-products of the fit (refits, predictions, inference)
+    deviance: float  # −2 log-likelihood at the estimates (for REML, the ML deviance at the REML θ̂)
 
     def __str__(self) -> str:
         return format_fit(self)
 
     def __repr__(self) -> str:
+        return format_fit(self)
+
+    # -- lme4's and statsmodels' accessors: information criteria, predictions, new responses --
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used (rows with missing values dropped)."""
+        return self.n_obs
+
+    @property
+    def n_parameters(self) -> int:
+        """Fixed effects + θ + σ: the parameter count of lme4's AIC, BIC and residual df."""
+        return len(self.fixef) + len(self.theta) + 1
+
+    @property
+    def df_resid(self) -> int:
+        """nobs − number of parameters (lme4's `df.residual`)."""
+        return self.n_obs - self.n_parameters
+
+    @property
+    def aic(self) -> float:
+        """−2·loglik + 2·parameters, from the REML log-likelihood for a REML fit (as lme4)."""
+        return -2.0 * self.loglik + 2.0 * self.n_parameters
+
+    @property
+    def bic(self) -> float:
+        """−2·loglik + log(nobs)·parameters, from the REML log-likelihood for a REML fit (as lme4)."""
+        return -2.0 * self.loglik + np.log(self.n_obs) * self.n_parameters
+
+    @property
+    def fitted(self) -> pd.Series:
+        """Conditional fitted values Xβ̂ + Zb̂, indexed by the labels of the data rows used."""
+        return _predict(self).rename("fitted")
+
+    @property
+    def resid(self) -> pd.Series:
+        """Residuals y − Xβ̂ − Zb̂, indexed by the labels of the data rows used."""
+        fitted = self.fitted
+        return pd.Series(self.problem.design.y - fitted.to_numpy(), index=fitted.index, name="resid")
+
+    def predict(self, newdata: pd.DataFrame | None = None, re_form: str | None = None) -> pd.Series:
+        """Predictions on `newdata` (default: the fit's rows), indexed as `newdata`.
+
+        `re_form=None` conditions on every random effect, ``"~0"`` leaves them out (population
+        level). A level of a grouping factor the fit did not see contributes 0 (lme4's
+        ``allow.new.levels = TRUE``); categorical covariates are coded with the fit's levels and
+        contrasts; a row with a missing value in a needed column is predicted as NaN.
+        """
+        return _predict(self, newdata, re_form)
+
+    @cached_property
+    def ranef_condvar(self) -> dict[str, np.ndarray]:
+        """{group: (levels, q, q)} conditional covariance of each level's effects (lme4's postVar).
+
+        Levels in the order of ``ranef[group].index``, effects in the order of its columns; see
+        `workbench.fitting.condvar` for a factor with several terms.
+        """
+        return conditional_covariances(self.problem, self.theta, self.sigma)
+
+    def simulate(self, nsim: int = 1, seed: int = 0) -> np.ndarray:
+        """`nsim` responses (nsim, n) from the fitted model; replicate r from SeedSequence(seed, spawn_key=(0, r))."""
+        from workbench.fitting import refit  # refit builds FitResults: imported when used
+
+        return refit.simulate(self, nsim, seed)
+
+    def refit(self, y) -> "FitResult":
+        """The same model fitted by the same method to a new response `y` (one value per row used)."""
+        from workbench.fitting import refit
+
+        return refit.refit(self, y, self._response_update)
+
+    @cached_property
+    def _response_update(self):
+        """The packed level codes and columns a refit reads, built at the first refit."""
+        from workbench.fitting import refit
+
+        return refit.ResponseUpdate.of(self.problem)
+
+    def summary(self) -> str:
+        """The printed summary (lme4's layout), as text."""
         return format_fit(self)
 
 
@@ -67,6 +151,7 @@ def format_fit(result: FitResult) -> str:
         f"Linear mixed model fit by {method}",
         f"Formula: {result.formula}",
         f"{crit} at convergence: {result.objective:.4f}  (log-likelihood {result.loglik:.4f})",
+        *_criteria_table(result),
         "",
         "Random effects:",
     ]
@@ -101,3 +186,16 @@ def format_fit(result: FitResult) -> str:
     if result.singular:
         lines.append("boundary (singular) fit: a variance component is estimated as zero")
     return "\n".join(lines)
+
+
+def _criteria_table(result: FitResult) -> list[str]:
+    """lme4's line of AIC, BIC, logLik (deviance for an ML fit) and residual df."""
+    columns = {"AIC": f"{result.aic:.4f}", "BIC": f"{result.bic:.4f}", "logLik": f"{result.loglik:.4f}"}
+    if not result.reml:
+        columns["deviance"] = f"{result.deviance:.4f}"
+    columns["df.resid"] = str(result.df_resid)
+    widths = [max(len(k), len(v)) for k, v in columns.items()]
+    return [
+        " ".join(f"{k:>{w}}" for k, w in zip(columns, widths)),
+        " ".join(f"{v:>{w}}" for v, w in zip(columns.values(), widths)),
+    ]

@@ -54,6 +54,8 @@ class Design:
     y: np.ndarray  # (n,)
     terms: tuple[Term, ...]
     n_dropped: int
+    row_labels: pd.Index | None = None  # the data's index labels of the rows used, in order
+    frame: pd.DataFrame | None = None  # the columns the formula uses, on those rows: encodes new data alike
 
     @property
     def n(self) -> int:
@@ -115,6 +117,7 @@ def build_design(
     if na.any():
         warnings.warn(f"{int(na.sum())} rows with missing values dropped", UserWarning, stacklevel=3)
         frame = frame.loc[~na]
+    row_labels = frame.index
     frame = frame.reset_index(drop=True)
     for column in frame.columns:
         values = frame[column]
@@ -133,7 +136,7 @@ def build_design(
     x, fixef_names = _fixed_matrix(parsed.fixed, frame)
     terms = [_random_term(term.expr, term.group, term.factors, frame) for term in parsed.random]
     order = sorted(range(len(terms)), key=lambda k: -terms[k].nlevels)
-    design = Design(parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()))
+    design = Design(parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()), row_labels, frame)
     if fitted:
         check_fittable(design)
     return design
