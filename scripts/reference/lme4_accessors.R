@@ -103,7 +103,7 @@ post_var <- function(fit) {
     # one array (q, q, levels) per term when a factor has several terms (lme4's layout then)
     arrays <- if (is.list(pv)) pv else list(pv)
     list(levels = rownames(frame),
-         blocks = lapply(arrays, function(a) lapply(seq_len(dim(a)[3]), function(j) a[, , j, drop = FALSE][, , 1])))
+         blocks = unname(lapply(arrays, function(a) lapply(seq_len(dim(a)[3]), function(j) a[, , j, drop = FALSE][, , 1]))))
   })
 }
 
