@@ -9,8 +9,9 @@ import pandas as pd
 
 from workbench import arguments
 from workbench.model.design import Design, build_design
-from workbench.kernels.objective import criterion, deviance_and_gradient, factorize, make_workspace, solve_effects
+from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
 from workbench.kernels.montecarlo import fit_theta, is_singular
+from workbench.kernels.polish import polish_theta
 from workbench.kernels.status import CONVERGED
 from workbench.fitting.result import FitResult, varcorr_frame
 from workbench.fitting.problem import Problem
@@ -19,7 +20,7 @@ from workbench.model.parameters import term_lambdas
 
 GRADIENT_TOL = 1e-7  # relative to 1 + |d|
 MAX_ITER = 500  # quasi-Newton iterations of one minimisation
-POLISH_STEPS = 3  # Newton steps on the gradient after the quasi-Newton stop (one-off fits)
+POLISH_STEPS = 3  # Newton steps on the gradient after the quasi-Newton stop (kernels.polish)
 
 
 @dataclass(frozen=True)
@@ -45,55 +46,11 @@ def optimize(problem: Problem, reml: bool) -> Optimum:
     lower = design.theta_lower_bounds()
     value, evals, pg, code = fit_theta(problem.structure, problem.products, ws, reml, lower, GRADIENT_TOL, MAX_ITER, theta)
     if code == CONVERGED:
-        value, more, pg = _polish(problem, ws, reml, lower, theta, float(value), float(pg))
+        # the one-off fit's θ̂ to the last digits: first-order accessors (fitted values, the ML
+        # deviance of a REML fit, conditional covariances) inherit its error
+        value, more, pg = polish_theta(problem.structure, problem.products, ws, reml, lower, POLISH_STEPS, theta)
         evals += more
     return Optimum(theta, float(value), int(evals), float(pg), int(code))
-
-
-def _polish(problem: Problem, ws, reml: bool, lower: np.ndarray, theta: np.ndarray, value: float, pg: float):
-    """Newton steps on the analytic gradient from a converged θ̂ (in place): (d, evaluations, |gradient|).
-
-    The quasi-Newton search stops once d's rounding noise hides further decreases, with
-    |∂d/∂θ| up to GRADIENT_TOL·(1 + |d|): θ̂ is then good to about 1e-5, enough for the criterion
-    (flat at the optimum) but not for what moves with θ̂ to first order — fitted values, the ML
-    deviance at the REML estimates, conditional covariances. The gradient itself is exact, so
-    Newton steps on it, with the Hessian from forward differences of the gradient, reach the
-    stationary point without reading d's noise. A step is kept only when the gradient shrinks
-    and d does not rise beyond its noise; diagonals on their bound (singular fits) stay there.
-    """
-    st, cp = problem.structure, problem.products
-    free = np.flatnonzero(~((lower == 0.0) & (theta <= 0.0)))
-    if not len(free):
-        return value, 0, pg
-    grad = np.empty(len(theta))
-    moved = np.empty(len(theta))
-    evals = 0
-    value = deviance_and_gradient(theta, st, cp, ws, reml, grad)
-    evals += 1
-    noise = 1e-9 * (1.0 + abs(value))
-    for _ in range(POLISH_STEPS):
-        hess = np.empty((len(free), len(free)))
-        for col, i in enumerate(free):
-            h = 1e-6 * max(abs(theta[i]), 1.0)
-            step = theta.copy()
-            step[i] += h
-            deviance_and_gradient(step, st, cp, ws, reml, moved)
-            hess[:, col] = (moved[free] - grad[free]) / h
-        evals += len(free)
-        hess = 0.5 * (hess + hess.T)
-        if not np.all(np.isfinite(hess)) or np.linalg.eigvalsh(hess)[0] <= 0.0:
-            break
-        trial = theta.copy()
-        trial[free] -= np.linalg.solve(hess, grad[free])
-        if np.any(trial < lower):
-            break
-        trial_value = deviance_and_gradient(trial, st, cp, ws, reml, moved)
-        evals += 1
-        if not (np.abs(moved[free]).max() < np.abs(grad[free]).max() and trial_value <= value + noise):
-            break
-        theta[:], value, grad[:] = trial, trial_value, moved
-    factorize(theta, st, cp, ws)
-    return float(value), evals, float(np.abs(grad[free]).max())
 
 
 def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
