@@ -337,3 +337,38 @@ def test_response_may_be_a_list_or_series(kinds_fit):
     base = kinds_fit.refit(y).objective
     assert kinds_fit.refit(list(y)).objective == base
     assert kinds_fit.refit(pd.Series(y, index=kinds_fit.fitted.index)).objective == base
+
+
+@pytest.mark.parametrize(
+    "name, formula, reml",
+    [
+        ("sleepstudy.csv", "Reaction ~ 1 + Days + (1 + Days | Subject)", True),
+        ("Penicillin.csv", "diameter ~ 1 + (1 | plate) + (1 | sample)", False),
+        ("generated_independent.csv", "y ~ 1 + time + (1 + time || subject)", True),
+        ("Dyestuff2.csv", "Yield ~ 1 + (1 | Batch)", True),  # singular: θ̂ = 0 stays on its bound
+    ],
+)
+def test_polish_reaches_the_stationary_point(name, formula, reml):
+    """From the quasi-Newton stop, the Newton polish drives the (analytic) gradient to rounding level."""
+    from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
+    from workbench.kernels.montecarlo import fit_theta
+    from workbench.kernels.objective import deviance_and_gradient, make_workspace
+    from workbench.kernels.polish import NOISE, polish_theta
+
+    problem = wb.fit(formula, read(name), reml=reml).problem
+    st, cp = problem.structure, problem.products
+    ws = make_workspace(st)
+    lower = problem.design.theta_lower_bounds()
+    theta = np.empty(problem.design.ntheta)
+    value, *_ = fit_theta(st, cp, ws, reml, lower, GRADIENT_TOL, MAX_ITER, theta)
+    before = theta.copy()
+    polished, evals, worst = polish_theta(st, cp, ws, reml, lower, 3, theta)
+    grad = np.empty(len(theta))
+    assert deviance_and_gradient(theta.copy(), st, cp, ws, reml, grad) == pytest.approx(polished, abs=1e-12 * polished)
+    free = ~((lower == 0) & (theta <= 0))
+    assert np.abs(grad[free]).max(initial=0.0) == pytest.approx(worst, rel=1e-9, abs=1e-300)
+    assert worst <= 1e-9 * (1 + abs(value))
+    assert polished <= value + NOISE * (1 + abs(value))
+    np.testing.assert_allclose(theta, before, rtol=1e-4, atol=1e-6)  # a polish, not a new optimum
+    if name == "Dyestuff2.csv":
+        assert theta[0] == 0.0 and before[0] == 0.0 and evals == 1
