@@ -89,6 +89,9 @@ def test_predictions_on_the_fitted_rows(case_and_fit):
     assert population.index.tolist() == (np.array(case["population"]["labels"]) - 1).tolist()
     assert_close(population, values(case["population"]["values"]))
     assert_close(fit.predict(re_form="0"), population)
+    # the data themselves as new data: encoded again, the same values on the rows used
+    again = fit.predict(read(case["data"]))
+    assert_close(again.loc[fit.fitted.index], fit.fitted, rel=1e-12)
 
 
 def test_predictions_on_new_data(case_and_fit):
