@@ -38,14 +38,18 @@ class Optimum:
         return self.return_code == CONVERGED
 
 
-def optimize(problem: Problem, reml: bool) -> Optimum:
-    """Minimise the (RE)ML criterion (see `kernels.montecarlo.fit_theta` for the starts)."""
+def optimize(problem: Problem, reml: bool, polish: bool = True) -> Optimum:
+    """Minimise the (RE)ML criterion (see `kernels.montecarlo.fit_theta` for the starts).
+
+    With `polish`, a converged θ̂ then takes Newton steps on the gradient (`kernels.polish`);
+    without, it is where a study's fit of the same data stops.
+    """
     design = problem.design
     theta = np.empty(design.ntheta)
     ws = make_workspace(problem.structure)
     lower = design.theta_lower_bounds()
     value, evals, pg, code = fit_theta(problem.structure, problem.products, ws, reml, lower, GRADIENT_TOL, MAX_ITER, theta)
-    if code == CONVERGED:
+    if polish and code == CONVERGED:
         # the one-off fit's θ̂ to the last digits: first-order accessors (fitted values, the ML
         # deviance of a REML fit, conditional covariances) inherit its error
         value, more, pg = polish_theta(problem.structure, problem.products, ws, reml, lower, POLISH_STEPS, theta)
