@@ -87,7 +87,7 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
         vcov = sigma2 * inv.T @ inv
     else:
         vcov = np.zeros((0, 0))
-    names = list(design.fixef_names)
+    names = pd.Index(design.fixef_names)  # one index for the three: building an index costs more than a small fit
     singular = bool(is_singular(optimum.theta, design.theta_lower_bounds()))
     return FitResult(
         formula=design.formula.text,

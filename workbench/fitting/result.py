@@ -140,7 +140,8 @@ def varcorr_frame(design: Design, theta: np.ndarray, sigma: float) -> pd.DataFra
                 corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan
                 rows.append((term.group, term.names[i], term.names[j], cov[i, j], corr))
     rows.append(("Residual", "", "", sigma**2, sigma))
-    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    columns = ("grp", "var1", "var2", "vcov", "sdcor")
+    return pd.DataFrame(dict(zip(columns, map(list, zip(*rows)))))  # by column: faster than by row
 
 
 def format_fit(result: FitResult) -> str:
