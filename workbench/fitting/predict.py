@@ -69,15 +69,16 @@ def predict(result: FitResult, newdata: pd.DataFrame | None = None, re_form=None
     arguments.frame(newdata, "newdata")
     formula = design.formula
     random_terms = _formula_terms(design)
-    needed = sorted(formulaic.Formula(formula.fixed).required_variables)
+    fixed = _variables(formula.fixed, design.frame)
+    needed = list(fixed)
     if random:
         for spec in random_terms:
             needed += [*spec.factors, *_variables(spec.expr, design.frame)]
-    needed = [c for c in dict.fromkeys(needed)]
+    needed = list(dict.fromkeys(needed))
     _check_columns(newdata, needed, design.frame)
     complete = ~newdata[needed].isna().any(axis=1).to_numpy()
     rows = newdata.loc[complete, needed].reset_index(drop=True)
-    _check_levels(rows, sorted(formulaic.Formula(formula.fixed).required_variables), design.frame)
+    _check_levels(rows, fixed, design.frame)
     values = np.zeros(len(rows))
     if design.p:
         x = _encode(formula.fixed, design.frame, rows, design.p)
