@@ -91,7 +91,7 @@ reference <- function(case, reml) {
   stopifnot(!isSingular(fit), length(fit@optinfo$conv$lme4$messages) == 0)
   out <- list(
     case = case$case, data = case$data, formula = case$formula, method = if (reml) "REML" else "ML",
-    objective = -2 * as.numeric(logLik(fit)), sigma = sigma(fit), theta = unname(getME(fit, "theta")),
+    objective = -2 * as.numeric(logLik(fit)), sigma = sigma(fit), theta = I(unname(getME(fit, "theta"))),
     vcov = unname(as.matrix(vcov(fit))),
     # lmerTest's pieces: the covariance of (theta, sigma) from the Hessian of the criterion,
     # and the Jacobian of vcov(beta) in (theta, sigma), one p x p matrix per parameter
