@@ -8,6 +8,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from workbench.fitting import inference
 from workbench.fitting.condvar import conditional_covariances
 from workbench.fitting.predict import predict as _predict
 from workbench.fitting.problem import Problem
@@ -125,6 +126,29 @@ class FitResult:
     def summary(self) -> str:
         """The printed summary (lme4's layout), as text."""
         return format_fit(self)
+
+    # Inference (workbench.fitting.inference)
+
+    @property
+    def params(self) -> pd.Series:
+        """Every parameter's estimate, named as studies name them (`model.parameters.parameter_names`)."""
+        return inference.parameters(self)[0]
+
+    @property
+    def params_se(self) -> pd.Series:
+        """The standard errors of `params`, as a study computes them."""
+        return inference.parameters(self)[1]
+
+    def coef_table(self, ddf: str = "asymptotic") -> pd.DataFrame:
+        """t tests of the fixed effects: estimate, std_error, df, statistic, p_value.
+
+        ddf: "asymptotic" (z), "residual" (n − p), "satterthwaite" or "kenward-roger" (REML only).
+        """
+        return inference.coef_table(self, ddf)
+
+    def contrast_test(self, contrast, ddf: str = "asymptotic") -> pd.Series:
+        """The t test of L'β = 0 for one contrast vector L, with the df of `ddf` (as `coef_table`)."""
+        return inference.contrast_test(self, contrast, ddf)
 
 
 def varcorr_frame(design: Design, theta: np.ndarray, sigma: float) -> pd.DataFrame:
