@@ -85,10 +85,28 @@ contrast_of <- function(row) {
        statistic = row[["t value"]], p_value = row[["Pr(>|t|)"]])
 }
 
+# lme4's own table (estimate, SE, t) with z and residual-df t p-values computed here
+lme4_tables <- function(fit) {
+  coefficients <- coef(summary(as(fit, "lmerMod")))
+  statistic <- coefficients[, "t value"]
+  residual_df <- nrow(getME(fit, "X")) - ncol(getME(fit, "X"))
+  tables <- list()
+  for (ddf in c("asymptotic", "residual")) {
+    df <- if (ddf == "asymptotic") Inf else residual_df
+    p_value <- if (ddf == "asymptotic") 2 * pnorm(-abs(statistic)) else 2 * pt(-abs(statistic), residual_df)
+    table <- cbind(coefficients, df = df, "Pr(>|t|)" = p_value)
+    tables[[ddf]] <- table_of(table)
+    # JSON has no infinity: the asymptotic df is written as the string "Inf"
+    if (ddf == "asymptotic") tables[[ddf]]$df <- lapply(tables[[ddf]]$df, function(v) "Inf")
+  }
+  tables
+}
+
 reference <- function(case, reml) {
   data <- read_case(case)
   fit <- lmerTest::lmer(as.formula(case$formula), data, REML = reml)
   stopifnot(!isSingular(fit), length(fit@optinfo$conv$lme4$messages) == 0)
+  tables <- lme4_tables(fit)
   out <- list(
     case = case$case, data = case$data, formula = case$formula, method = if (reml) "REML" else "ML",
     objective = -2 * as.numeric(logLik(fit)), sigma = sigma(fit), theta = I(unname(getME(fit, "theta"))),
@@ -97,6 +115,8 @@ reference <- function(case, reml) {
     # and the Jacobian of vcov(beta) in (theta, sigma), one p x p matrix per parameter
     vcov_varpar = unname(fit@vcov_varpar),
     jacobian = lapply(fit@Jac_list, unname),
+    asymptotic = tables$asymptotic,
+    residual = tables$residual,
     satterthwaite = table_of(coef(summary(fit, ddf = "Satterthwaite"))),
     contrast = list(L = case$contrast,
                     satterthwaite = contrast_of(contest1D(fit, case$contrast, ddf = "Satterthwaite")))
