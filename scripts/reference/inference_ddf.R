@@ -4,9 +4,10 @@
 # Usage (from the repository root):
 #   Rscript scripts/reference/inference_ddf.R            writes tests/data/cluster16.csv,
 #       tests/data/crossed12.csv and tests/data/inference_ddf.json
-#   Rscript scripts/reference/inference_ddf.R --time N   prints "key value" lines: seconds
-#       per call of lme4::lmer, lmerTest::lmer and lmerTest's summary() (Satterthwaite and
-#       Kenward-Roger) on each data set, each the mean of N calls, timed inside R
+#   Rscript scripts/reference/inference_ddf.R --time N [data.csv formula factor,columns]
+#       prints "case key seconds" lines: seconds per call of lme4::lmer, lmerTest::lmer and
+#       lmerTest's summary() (Satterthwaite and Kenward-Roger), each the mean of N calls
+#       timed inside R, on each data set below, or on the one given (case name "data")
 #
 # The two simulated data sets are drawn here once with fixed seeds and read back from
 # their CSV files, so the fits see exactly the values the tests read.
@@ -14,6 +15,7 @@
 args <- commandArgs(trailingOnly = TRUE)
 timing <- length(args) >= 1 && args[[1]] == "--time"
 calls <- if (timing && length(args) >= 2) as.integer(args[[2]]) else 20L
+given <- if (timing && length(args) >= 4) args[3:length(args)] else NULL
 
 suppressPackageStartupMessages({
   library(lme4)
@@ -66,7 +68,7 @@ cases <- list(
 )
 
 read_case <- function(case) {
-  data <- read.csv(file.path(data_dir, case$data))
+  data <- read.csv(if (is.null(case$path)) file.path(data_dir, case$data) else case$path)
   for (column in case$factors) data[[column]] <- factor(data[[column]])
   data
 }
@@ -139,6 +141,10 @@ seconds_per_call <- function(expression_fn) {
 if (timing) {
   cat("r_version", paste(R.version$major, R.version$minor, sep = "."), "\n")
   cat("calls", calls, "\n")
+  if (!is.null(given)) {
+    factors <- if (length(given) >= 3 && nzchar(given[[3]])) strsplit(given[[3]], ",")[[1]] else character()
+    cases <- list(list(case = "data", path = given[[1]], formula = given[[2]], factors = factors))
+  }
   for (case in cases) {
     data <- read_case(case)
     formula <- as.formula(case$formula)
