@@ -64,7 +64,10 @@ cases <- list(
        formula = "y ~ 1 + treat + (1 | cluster)", factors = "cluster", contrast = c(1, 1)),
   list(case = "crossed12", data = "crossed12.csv",
        formula = "y ~ 1 + cond + (1 + cond | subj) + (1 + cond | item)", factors = c("subj", "item"),
-       contrast = c(1, 0.5))
+       contrast = c(1, 0.5)),
+  # a singular fit (the batch variance is estimated as 0): lmerTest warns and goes on
+  list(case = "dyestuff2", data = "Dyestuff2.csv", formula = "Yield ~ 1 + (1 | Batch)", factors = "Batch",
+       contrast = 2, singular = TRUE)
 )
 
 read_case <- function(case) {
@@ -106,11 +109,14 @@ lme4_tables <- function(fit) {
 
 reference <- function(case, reml) {
   data <- read_case(case)
-  fit <- lmerTest::lmer(as.formula(case$formula), data, REML = reml)
-  stopifnot(!isSingular(fit), length(fit@optinfo$conv$lme4$messages) == 0)
+  singular <- isTRUE(case$singular)
+  fit <- if (singular) suppressMessages(lmerTest::lmer(as.formula(case$formula), data, REML = reml))
+         else lmerTest::lmer(as.formula(case$formula), data, REML = reml)
+  stopifnot(isSingular(fit) == singular, singular || length(fit@optinfo$conv$lme4$messages) == 0)
   tables <- lme4_tables(fit)
   out <- list(
     case = case$case, data = case$data, formula = case$formula, method = if (reml) "REML" else "ML",
+    singular = singular,
     objective = -2 * as.numeric(logLik(fit)), sigma = sigma(fit), theta = I(unname(getME(fit, "theta"))),
     vcov = unname(as.matrix(vcov(fit))),
     # lmerTest's pieces: the covariance of (theta, sigma) from the Hessian of the criterion,
@@ -120,7 +126,7 @@ reference <- function(case, reml) {
     asymptotic = tables$asymptotic,
     residual = tables$residual,
     satterthwaite = table_of(coef(summary(fit, ddf = "Satterthwaite"))),
-    contrast = list(L = case$contrast,
+    contrast = list(L = I(case$contrast),
                     satterthwaite = contrast_of(contest1D(fit, case$contrast, ddf = "Satterthwaite")))
   )
   if (reml) {

@@ -50,7 +50,7 @@ from workbench.kernels.montecarlo import _sigma_gradient
 from workbench.kernels.objective import factorize
 from workbench.kernels.options import jit
 
-HESSIAN_STEP = 1e-4  # relative step of the central differences of the gradient
+HESSIAN_STEP = 1e-5  # relative step of the central differences of the gradient
 EIGEN_TOL = 1e-8  # lmerTest drops the eigenvalues of H at or below this
 INFORMATION_TOL = 1e-10  # pbkrtest inverts I by a generalised inverse below this |eigenvalue|
 
