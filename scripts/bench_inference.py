@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 R_SCRIPT = ROOT / "scripts" / "reference" / "inference_ddf.R"
 METHODS = ("asymptotic", "residual", "satterthwaite", "kenward-roger")
+R_KEYS = ("lme4_lmer", "lmerTest_lmer", "summary_satterthwaite", "summary_kenward_roger")
 
 
 def median_ms(repeats, call):
@@ -84,7 +85,8 @@ def reference_sets():
     return [
         ("sleepstudy", pd.read_csv(DATA / "sleepstudy.csv"), "Reaction ~ 1 + Days + (1 + Days | Subject)", "Subject"),
         ("cluster16", pd.read_csv(DATA / "cluster16.csv"), "y ~ 1 + treat + (1 | cluster)", "cluster"),
-        ("crossed12", pd.read_csv(DATA / "crossed12.csv"), "y ~ 1 + cond + (1 + cond | subj) + (1 + cond | item)", "subj,item"),
+        ("crossed12", pd.read_csv(DATA / "crossed12.csv"), "y ~ 1 + cond + (1 + cond | subj) + (1 + cond | item)",
+         "subj,item"),
     ]
 
 
@@ -152,7 +154,10 @@ def main():
                 for key, value in r_times.items():
                     print(f"  R {key:<30} {value:9.1f} ms")
     print()
-    header = "| data | n | q | fit | params | satterthwaite | kenward-roger | R lmer | R lmerTest lmer | R summary Satt. | R summary KR |"
+    header = (
+        "| data | n | q | fit | params | satterthwaite | kenward-roger"
+        " | R lmer | R lmerTest lmer | R summary Satt. | R summary KR |"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name, n, nrandom, times, r_times in rows:
@@ -165,7 +170,7 @@ def main():
             f"{times['params']:.2f} ms",
             f"{times['satterthwaite']:.2f} ms ({times['satterthwaite'] / times['fit']:.2f}×)",
             f"{times['kenward-roger']:.2f} ms ({times['kenward-roger'] / times['fit']:.2f}×)",
-        ] + [f"{r[key]:.1f} ms" if key in r else "—" for key in ("lme4_lmer", "lmerTest_lmer", "summary_satterthwaite", "summary_kenward_roger")]
+        ] + [f"{r[key]:.1f} ms" if key in r else "—" for key in R_KEYS]
         print("| " + " | ".join(cells) + " |")
 
 

@@ -226,7 +226,8 @@ def test_satterthwaite_kernels_against_dense_twin(small_fit):
     table = small_fit.coef_table("satterthwaite")
     for j in range(p):
         g = expected[:, j, j]
-        assert table["df"].iloc[j] == pytest.approx(2 * dense_vcov(design, phi)[j, j] ** 2 / (g @ inverse @ g), rel=1e-6)
+        expected_df = 2 * dense_vcov(design, phi)[j, j] ** 2 / (g @ inverse @ g)
+        assert table["df"].iloc[j] == pytest.approx(expected_df, rel=1e-6)
 
 
 def test_hessian_at_a_boundary_fit_against_dense_twin():
@@ -306,7 +307,8 @@ def test_kenward_roger_kernels_against_dense_twin(small_fit):
     m, p = len(small_fit.theta), design.p
     phi, phi_adjusted = np.empty((p, p)), np.empty((p, p))
     pmats, weights = np.empty((m + 1, p, p)), np.empty((m + 1, m + 1))
-    assert ddf.kenward_roger(small_fit.theta, small_fit.sigma, problem.structure, problem.products, phi, phi_adjusted, pmats, weights)
+    st, cp = problem.structure, problem.products
+    assert ddf.kenward_roger(small_fit.theta, small_fit.sigma, st, cp, phi, phi_adjusted, pmats, weights)
     expected = dense_kenward_roger(design, small_fit.theta, small_fit.sigma)
     for ours, theirs in zip((phi, phi_adjusted, pmats, weights), expected):
         np.testing.assert_allclose(ours, theirs, rtol=1e-8, atol=1e-12 * np.abs(theirs).max())
@@ -325,7 +327,8 @@ def test_dense_cross_products_are_d_transpose_d(small_fit):
     design, problem = small_fit.problem.design, small_fit.problem
     d = np.hstack([dense_z(design), design.x])
     np.testing.assert_allclose(ddf.dense_cross_products(problem.structure, problem.products), d.T @ d, atol=1e-10)
-    np.testing.assert_array_equal(ddf.dense_lambda(problem.structure, small_fit.theta), dense_lambda(design, small_fit.theta))
+    lam = ddf.dense_lambda(problem.structure, small_fit.theta)
+    np.testing.assert_array_equal(lam, dense_lambda(design, small_fit.theta))
 
 
 # ---------------------------------------------------------------- params are what a study stores
@@ -353,7 +356,8 @@ def test_params_are_what_a_study_stores(tmp_path):
 def test_params_agree_with_the_other_accessors():
     fit = wb.fit("Reaction ~ 1 + Days + (1 + Days | Subject)", pd.read_csv(DATA / "sleepstudy.csv"))
     params, se = fit.params, fit.params_se
-    assert params["beta[Days]"] == fit.fixef["Days"] and se["beta[Days]"] == pytest.approx(fit.fixef_se["Days"], rel=1e-12)
+    assert params["beta[Days]"] == fit.fixef["Days"]
+    assert se["beta[Days]"] == pytest.approx(fit.fixef_se["Days"], rel=1e-12)
     assert params["sd[Residual]"] == pytest.approx(fit.sigma, rel=1e-12)
     assert params["var[Subject:Days]"] == pytest.approx(fit.varcorr["vcov"].iloc[1], rel=1e-12)
     assert (se > 0).all()
@@ -366,6 +370,10 @@ def test_no_fixed_effects_gives_an_empty_table():
         table = fit.coef_table(method)
         assert table.shape == (0, 5) and list(table.columns) == COLUMNS
     assert list(fit.params.index) == ["var[g:(Intercept)]", "var[Residual]", "sd[g:(Intercept)]", "sd[Residual]"]
+    problem, nothing = fit.problem, np.empty(0)
+    ws = make_workspace(problem.structure)
+    ddf.satterthwaite_coefficients(fit.theta, fit.sigma, problem.structure, problem.products, ws, True, nothing)
+    ddf.kenward_roger_coefficients(fit.theta, fit.sigma, problem.structure, problem.products, nothing, nothing)
 
 
 # ---------------------------------------------------------------- argument errors
@@ -398,7 +406,7 @@ def test_kenward_roger_refuses_ml_fits(sleep_fits):
 @pytest.mark.parametrize(
     "contrast, message",
     [
-        ([1.0], r"^contrast: expected 2 numbers, one per fixed effect \(\(Intercept\), Days\), got an array of shape \(1,\)"),
+        ([1.0], r"^contrast: expected 2 numbers, one per fixed effect \(\(Intercept\), Days\), got an array of shape"),
         ([[1.0, 0.0]], r"^contrast: expected 2 numbers.*shape \(1, 2\)"),
         ("Days", r"^contrast: expected 2 numbers.*got str"),
         ([1.0, np.inf], r"^contrast: the weights must be finite numbers"),

@@ -10,6 +10,8 @@ denominator degrees of freedom of `ddf`:
 - ``"kenward-roger"``: pbkrtest's (Halekoh & Højsgaard 2014), REML fits only, with the
   adjusted covariance Φ_A of β̂, so the SE is √(L'Φ_AL).
 
+At a singular fit the Hessian of the criterion may have eigenvalues near 0; as lmerTest,
+Satterthwaite's df then use its Moore–Penrose inverse (lmerTest also warns; this does not).
 The formulas and their sources are in `workbench.kernels.ddf`.
 """
 
@@ -40,7 +42,8 @@ def parameters(result: FitResult) -> tuple[pd.Series, pd.Series]:
     problem = result.problem
     names = parameter_names(problem.design)
     est, se = np.empty(len(names)), np.empty(len(names))
-    estimates(problem.structure, problem.products, make_workspace(problem.structure), result.reml, result.theta, est, se)
+    ws = make_workspace(problem.structure)
+    estimates(problem.structure, problem.products, ws, result.reml, result.theta, est, se)
     return pd.Series(est, index=names, dtype=float), pd.Series(se, index=names, dtype=float)
 
 
@@ -70,8 +73,9 @@ def kenward_roger(result: FitResult) -> tuple[np.ndarray, np.ndarray, np.ndarray
     m, p = len(result.theta), problem.design.p
     phi, phi_adjusted = np.empty((p, p)), np.empty((p, p))
     pmats, weights = np.empty((m + 1, p, p)), np.empty((m + 1, m + 1))
-    if not kernels.kenward_roger(result.theta, result.sigma, problem.structure, problem.products, phi, phi_adjusted, pmats, weights):
-        return (np.full((p, p), np.nan), np.full((p, p), np.nan), np.full((m + 1, p, p), np.nan), np.full((m + 1, m + 1), np.nan))
+    st, cp = problem.structure, problem.products
+    if not kernels.kenward_roger(result.theta, result.sigma, st, cp, phi, phi_adjusted, pmats, weights):
+        phi[:], phi_adjusted[:], pmats[:], weights[:] = np.nan, np.nan, np.nan, np.nan
     return phi, phi_adjusted, pmats, weights
 
 
@@ -118,7 +122,8 @@ def _contrast(result: FitResult, contrast: Any) -> np.ndarray:
     if isinstance(contrast, pd.Series):
         unknown = [str(k) for k in contrast.index if k not in names]
         if unknown:
-            raise WorkbenchError(f"contrast: unknown fixed effect {', '.join(map(repr, unknown))} (the fit has: {', '.join(names)})")
+            shown = ", ".join(map(repr, unknown))
+            raise WorkbenchError(f"contrast: unknown fixed effect {shown} (the fit has: {', '.join(names)})")
         contrast = contrast.reindex(names, fill_value=0.0)
     try:
         vector = np.asarray(contrast, dtype=float)

@@ -306,6 +306,8 @@ def satterthwaite_coefficients(theta, sigma, st, cp, ws, reml, df):
     """Satterthwaite's ν of every coefficient into `df` (p,); NaN where it cannot be computed."""
     m = theta.shape[0]
     p = st.p
+    if p == 0:
+        return
     vcov = np.empty((p, p))
     jac = np.empty((m + 1, p, p))
     varpar_cov = np.empty((m + 1, m + 1))
@@ -536,6 +538,8 @@ def kenward_roger_coefficients(theta, sigma, st, cp, std_error, df):
     """Kenward–Roger's adjusted SE and ν of every coefficient; NaN where they cannot be computed."""
     m = theta.shape[0]
     p = st.p
+    if p == 0:
+        return
     phi = np.empty((p, p))
     phi_adjusted = np.empty((p, p))
     pmats = np.empty((m + 1, p, p))
