@@ -14,11 +14,14 @@ import pytest
 import workbench as wb
 from studies import slopes_study
 from twins import dense_lambda, dense_z
+from workbench.fitting.fit import optimize, summarize_fit
+from workbench.fitting.problem import Problem
 from workbench.kernels import ddf
 from workbench.kernels.objective import make_workspace
-from workbench.simulation.simulate import simulate_design
+from workbench.model.design import build_design
+from workbench.study.plan import plan_point
 from workbench.study.spec import parse_study
-from workbench.study.units import compute_unit, plan_point
+from workbench.study.units import compute_unit, unit_responses
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = json.loads((DATA / "inference_ddf.json").read_text())
@@ -336,21 +339,25 @@ def test_dense_cross_products_are_d_transpose_d(small_fit):
 
 def test_params_are_what_a_study_stores(tmp_path):
     study = parse_study(slopes_study(replicates=3, chunk_size=3, grid='"layout.subjects" = [10]'), tmp_path)
-    assert study.methods == ("ML", "REML")
-    stored = compute_unit(study, 0, 0, 3)
+    assert [method for _, method, _ in study.fits] == ["ML", "REML"]
     plan = plan_point(study, study.points()[0])
-    responses = simulate_design(plan.design, plan.beta, plan.theta, plan.sigma, np.arange(3), seed=study.seed, point=0)
+    stored = compute_unit(study, plan, 0, 0, 3)
+    responses = unit_responses(study, plan, 0, np.arange(3))
     for replicate in range(3):
         data = plan.layout.assign(y=responses[replicate])
-        # ML is the study's first method and starts where wb.fit does: the same fit to the last digits
-        fit = wb.fit(study.formula, data, reml=False)
+        # ML is the study's first method and starts where wb.fit does; a study stops before the
+        # Newton polish of wb.fit, so the same θ̂ is optimize(polish=False)'s: equal to the last digits
+        problem = Problem.build(build_design(study.formula, data))
+        fit = summarize_fit(problem, optimize(problem, reml=False, polish=False), reml=False)
         assert list(fit.params.index) == list(plan.params) == list(fit.params_se.index)
-        np.testing.assert_allclose(fit.params, stored["estimate"][replicate, 0], rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(fit.params_se, stored["std_error"][replicate, 0], rtol=1e-6)
-        # REML starts from ML's optimum in a study: the same optimum, to the optimiser's accuracy
-        fit = wb.fit(study.formula, data, reml=True)
-        np.testing.assert_allclose(fit.params, stored["estimate"][replicate, 1], rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(fit.params_se, stored["std_error"][replicate, 1], rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(fit.params, stored["estimate"][replicate, 0], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(fit.params_se, stored["std_error"][replicate, 0], rtol=1e-10, atol=1e-13)
+        # wb.fit (polished) and REML (a study starts it from ML's optimum): the same optimum, to the
+        # optimiser's accuracy
+        for method, reml in ((0, False), (1, True)):
+            fit = wb.fit(study.formula, data, reml=reml)
+            np.testing.assert_allclose(fit.params, stored["estimate"][replicate, method], rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(fit.params_se, stored["std_error"][replicate, method], rtol=1e-3, atol=1e-5)
 
 
 def test_params_agree_with_the_other_accessors():

@@ -38,7 +38,7 @@ COLUMNS = ["estimate", "std_error", "df", "statistic", "p_value"]
 
 
 def parameters(result: FitResult) -> tuple[pd.Series, pd.Series]:
-    """(estimates, standard errors) of every parameter, named by `model.truth.parameter_names`."""
+    """(estimates, standard errors) of every parameter, named by `model.parameters.parameter_names`."""
     problem = result.problem
     names = parameter_names(problem.design)
     est, se = np.empty(len(names)), np.empty(len(names))
