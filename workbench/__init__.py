@@ -2,9 +2,10 @@
 
 from workbench.errors import WorkbenchError
 from workbench.fitting.fit import fit
+from workbench.fitting.lrt import LRTResult, lrt
 from workbench.fitting.result import FitResult
 from workbench.simulation.simulate import marginal_cov, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["FitResult", "WorkbenchError", "__version__", "fit", "marginal_cov", "simulate"]
+__all__ = ["FitResult", "LRTResult", "WorkbenchError", "__version__", "fit", "lrt", "marginal_cov", "simulate"]

@@ -42,6 +42,15 @@ class FitResult:
     def __repr__(self) -> str:
         return format_fit(self)
 
+    def confint(self, method: str = "wald", level: float = 0.95, nsim: int = 1000, seed: int = 0) -> pd.DataFrame:
+        """Confidence intervals (columns lower, upper) by "wald", "profile" or "bootstrap".
+
+        See `workbench.fitting.intervals`; `nsim` and `seed` are the bootstrap's.
+        """
+        from workbench.fitting.intervals import confint  # the intervals module imports this one
+
+        return confint(self, method=method, level=level, nsim=nsim, seed=seed)
+
 
 def varcorr_frame(design: Design, theta: np.ndarray, sigma: float) -> pd.DataFrame:
     """Variances, SDs, covariances and correlations of every term, then the residual."""
