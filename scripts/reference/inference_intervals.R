@@ -125,8 +125,8 @@ profile_roots <- function(m, level = 0.95) {
     others <- X[, -j, drop = FALSE]
     colnames(others) <- sprintf(".x%d", seq_len(ncol(others)))
     data <- cbind(frame, others)
-    fixed <- if (ncol(others)) paste(colnames(others), collapse = " + ") else "1"
-    f <- as.formula(paste(names(frame)[1], "~ 0 +", fixed, "+", paste(bars, collapse = " + ")))
+    terms <- c("0", colnames(others), bars)
+    f <- as.formula(paste(names(frame)[1], "~", paste(terms, collapse = " + ")))
     parts <- lFormula(f, data, REML = FALSE, offset = .offset)
     devfun <- do.call(mkLmerDevfun, parts)
     # the ML deviance minimised over theta from the ML estimate and from lme4's start
