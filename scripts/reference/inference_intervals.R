@@ -212,7 +212,7 @@ ols_case <- function(case, formula) {
     case = case, data = files[[case]], formula = formula,
     deviance_ml = -2 * as.numeric(logLik(m, REML = FALSE)),
     criterion_reml = -2 * as.numeric(logLik(m, REML = TRUE)),
-    coef = as.list(coef(m)), se = as.list(coef(summary(m))[, 2]), sigma = sigma(m),
+    coef = as.list(coef(m)), se = setNames(as.list(coef(summary(m))[, 2]), names(coef(m))), sigma = sigma(m),
     confint_t = named_intervals(confint(m), sprintf("beta[%s]", names(coef(m))))
   )
   m

@@ -102,7 +102,7 @@ def confint(result, method: str = "wald", level: float = 0.95, nsim: int = 1000,
         limits = _profile(problem, result.reml, result.theta, rows, z)
         attrs = {}
     else:
-        limits, failed = _bootstrap(problem, result.reml, result.theta, rows, level, nsim, seed)
+        limits, failed = _bootstrap(result, rows, level, nsim, seed)
         attrs = {"nsim": nsim, "seed": seed, "failed": failed}
     frame = pd.DataFrame(limits, index=pd.Index([row.name for row in rows], name="parameter"), columns=["lower", "upper"])
     frame.attrs.update({"method": method, "level": level, **attrs})
@@ -300,14 +300,20 @@ def _profile(problem: Problem, reml: bool, theta: np.ndarray, rows: list[Paramet
 # bootstrap
 
 
-def _bootstrap(
-    problem: Problem, reml: bool, theta: np.ndarray, rows: list[Parameter], level: float, nsim: int, seed: int
-) -> tuple[np.ndarray, int]:
+def bootstrap_draws(result, nsim: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """The parametric bootstrap's estimates: one row per replicate, one column per parameter.
+
+    Columns follow `workbench.model.truth.parameter_names`; replicate r is drawn from
+    ``SeedSequence(seed, spawn_key=(0, r))`` at the fitted (β̂, θ̂, σ̂) and refitted by the fit's
+    method. Also returns each refit's status code (`workbench.fitting.status.FitStatus`).
+    """
+    nsim = arguments.integer(nsim, "nsim", 1)
+    seed = arguments.seed(seed)
+    problem, reml = result.problem, result.reml
     design, st = problem.design, problem.structure
-    values = _estimates(problem, reml, theta)
+    values = _estimates(problem, reml, result.theta)
     beta = np.array([values[f"beta[{name}]"][0] for name in design.fixef_names])
-    sigma = values["sd[Residual]"][0]
-    sim = _simulation_inputs(design, beta, np.asarray(theta, float), sigma)
+    sim = _simulation_inputs(design, beta, np.asarray(result.theta, float), values["sd[Residual]"][0])
     names = parameter_names(design)
     draws = np.empty((nsim, len(names)))
     status = np.empty(nsim, np.int64)
@@ -321,11 +327,15 @@ def _bootstrap(
         bootstrap_fits(st, problem.products, sim, design.x, front0, normals, reml, lower, GRADIENT_TOL, MAX_ITER, block, codes)
         draws[replicates] = block
         status[replicates] = codes
-    index = {name: i for i, name in enumerate(names)}
+    return pd.DataFrame(draws, columns=names), status
+
+
+def _bootstrap(result, rows: list[Parameter], level: float, nsim: int, seed: int) -> tuple[np.ndarray, int]:
+    draws, status = bootstrap_draws(result, nsim, seed)
     tails = [0.5 - level / 2, 0.5 + level / 2]
     out = np.empty((len(rows), 2))
     for r, row in enumerate(rows):
-        column = draws[:, index[row.name]]
+        column = draws[row.name].to_numpy()
         column = column[np.isfinite(column)]
         out[r] = np.quantile(column, tails) if column.size else np.nan
     return out, int(np.sum(status == FAILED))

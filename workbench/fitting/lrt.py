@@ -69,7 +69,7 @@ class LRTResult:
                 f"{self.objectives[1]:.3f}",
                 f"{self.statistic:.4f}",
                 str(self.df),
-                f"{self.p_value:.4g}",
+                f"<{1 / self.nsim:.1g}" if self.null == "exact" and self.p_value == 0 else f"{self.p_value:.4g}",
             )
         )
         widths = [max(len(r[c]) for r in rows) for c in range(7)]
@@ -177,8 +177,10 @@ def _check_comparable(smaller: FitResult, larger: FitResult, small: Design, larg
         raise WorkbenchError(
             f"lrt: the models have different responses ({small.formula.response} and {large.formula.response})"
         )
-    if small.n != large.n or not np.array_equal(small.y, large.y):
-        raise WorkbenchError(f"lrt: the fits are of different data ({small.n} and {large.n} rows, or other responses)")
+    if small.n != large.n:
+        raise WorkbenchError(f"lrt: the fits are of different data ({small.n} and {large.n} rows)")
+    if not np.array_equal(small.y, large.y):
+        raise WorkbenchError(f"lrt: the fits are of different data (the values of {small.formula.response} differ)")
     for j, name in enumerate(small.fixef_names):
         if name in large.fixef_names and not np.array_equal(small.x[:, j], large.x[:, large.fixef_names.index(name)]):
             raise WorkbenchError(f"lrt: the fits are of different data (column {name} differs)")

@@ -25,7 +25,7 @@ scalars only, so that a loop over parameters or profile points can run in nopyth
 
 import numpy as np
 
-from workbench.kernels.montecarlo import canonical_theta, fit_theta_from
+from workbench.kernels.montecarlo import SNAP, canonical_theta, fit_theta_from
 from workbench.kernels.objective import criterion, factorize, weighted_gradient
 from workbench.kernels.options import jit
 from workbench.kernels.products import fill_products
@@ -259,10 +259,28 @@ def minimize_profile(psi, mode, k, i, j, value, st, cp, ws, reml, gtol, max_iter
 def profile_point(psi, mode, k, i, j, value, st, cp, ws, reml, gtol, max_iter, theta):
     """The profiled criterion at one value of the parameter, from the start ψ (updated).
 
+    A diagonal entry of λ that ends near 0 is tried again from `SNAP` (see the comment below),
+    and the lower of the two minima kept.
+
     The θ of the optimum, made canonical (non-negative diagonal of λ), goes to `theta`.
     Returns (criterion, evaluations, code).
     """
     result, evals, code = minimize_profile(psi, mode, k, i, j, value, st, cp, ws, reml, gtol, max_iter)
+    # D is even in each column of λ, so its gradient in a diagonal entry vanishes at 0 even where
+    # 0 is a saddle (a singular start, such as a fit on the boundary): search again from off it
+    trial = psi.copy()
+    moved = False
+    for t in range(psi.shape[0]):
+        held = mode == SD_ZERO and st.theta_term[t] == k and st.theta_row[t] == i
+        if st.theta_row[t] == st.theta_col[t] and abs(psi[t]) < SNAP and not held:
+            trial[t] = SNAP
+            moved = True
+    if moved:
+        other, more, other_code = minimize_profile(trial, mode, k, i, j, value, st, cp, ws, reml, gtol, max_iter)
+        evals += more
+        if other < result:
+            psi[:] = trial
+            result, code = other, other_code
     theta_of(psi, mode, k, i, j, value, st, theta)
     canonical_theta(st, theta)
     return result, evals, code
