@@ -150,6 +150,28 @@ def test_exact_null_simulation_is_the_closed_form_on_balanced_data(method):
     assert _within_monte_carlo_error(exact, np.inf, case["exact"]["p_value"], case["exact"]["nsim"])
 
 
+def test_exact_ml_null_with_a_fixed_effect_dropped_is_the_one_way_law():
+    """Testing μ = 0 and var_a = 0 together in the balanced one-way model (q = 1): the LRT is
+    N log(SST₀/N) − [a log(SSA/a) + ν log(SSE/ν) + N] off the boundary (N log((SSA + SSE)/N) + N
+    on it), with Nȳ², SSA and SSE independent χ²(1), χ²(a − 1) and χ²(ν) under the null."""
+    groups, size = 10, 4
+    data = pd.read_csv(DATA / "oneway_lrt.csv")
+    design = wb.fit("y ~ 1 + (1 | g)", data, reml=False).problem.design
+    sample = lrt_module.null_sample(design, design.terms[0], True, 1, NSIM, seed=6)
+    rng = np.random.default_rng(7)
+    n_obs, nu = groups * size, groups * (size - 1)
+    mean, ssa, sse = rng.chisquare(1, NSIM), rng.chisquare(groups - 1, NSIM), rng.chisquare(nu, NSIM)
+    inside = ssa / groups > sse / nu
+    alternative = np.where(
+        inside,
+        groups * np.log(ssa / groups) + nu * np.log(sse / nu),
+        n_obs * np.log((ssa + sse) / n_obs),
+    )
+    law = np.maximum(n_obs * np.log((mean + ssa + sse) / n_obs) - alternative, 0.0)
+    for t in (0.5, 2.0, 4.0, 8.0):
+        assert _within_monte_carlo_error(np.mean(sample >= t), NSIM, np.mean(law >= t), NSIM)
+
+
 # --- twins of the spectral kernel -----------------------------------------------------------
 
 

@@ -109,7 +109,6 @@ def profile_criterion(psi, mode, k, i, j, value, st, cp, ws, reml, theta, grad):
     +inf (gradient NaN) where Ω is not positive definite or the constraint cannot hold
     (an SD held above 0 with its row of λ at 0, a correlation with the earlier effect's SD 0).
     """
-    m = psi.shape[0]
     theta_of(psi, mode, k, i, j, value, st, theta)
     q = st.term_q[k] if st.term_q.shape[0] > 0 else 1
     u = np.empty(q)
