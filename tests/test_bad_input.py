@@ -32,7 +32,6 @@ def data():
         ("y ~ x + x2 + (1 | g)", "collinear", DataError, "data: the fixed-effect columns are collinear: x2 = combination of x"),
         ("y ~ x + (1 | g)", "empty", DataError, "data: the data set is empty"),
         ("y ~ x + (1 | g)", "inf", DataError, "data: column 'x' has infinite values"),
-        ("y ~ x", None, FormulaError, "formula: no random-effect term"),
     ],
 )
 def test_bad_input(data, formula, edit, error, message):

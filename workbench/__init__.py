@@ -12,7 +12,9 @@ __version__ = "0.1.0"
 # public name: the module that defines it
 _PUBLIC = {
     "FitResult": "workbench.fitting.result",
+    "LRTResult": "workbench.fitting.lrt",
     "fit": "workbench.fitting.fit",
+    "lrt": "workbench.fitting.lrt",
     "marginal_cov": "workbench.simulation.simulate",
     "replicate_data": "workbench.study.replicate",
     "simulate": "workbench.simulation.simulate",

@@ -1,4 +1,9 @@
-"""`workbench.fitting.fit`: maximum-likelihood and REML fits of linear mixed models, at lme4's optimum."""
+"""`workbench.fitting.fit`: maximum-likelihood and REML fits of linear mixed models, at lme4's optimum.
+
+A formula without random-effect terms (`y ~ 1 + x`) is a linear model: it is fitted by least
+squares through the same factorisation, with an empty θ (see `least_squares_problem`), so that
+its deviance and REML criterion are lm's and it can be the null of a variance-component test.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ import pandas as pd
 
 from workbench import arguments
 from workbench.model.design import Design, build_design
+from workbench.model.formula import parse_formula
 from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
 from workbench.kernels.montecarlo import fit_theta, is_singular
 from workbench.kernels.polish import polish_theta
+from workbench.kernels.products import CrossProducts
 from workbench.kernels.status import CONVERGED
 from workbench.fitting.result import FitResult, varcorr_frame
 from workbench.fitting.problem import Problem
@@ -62,9 +69,51 @@ def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
     arguments.text(formula, "formula")
     arguments.frame(data, "data")
     reml = arguments.boolean(reml, "reml")
-    design = build_design(formula, data)
+    design = build_design(parse_formula(formula, random_required=False), data)
+    if not design.terms:
+        problem = least_squares_problem(design)
+        return summarize_fit(problem, least_squares_optimum(problem, reml), reml)
     problem = Problem.build(design)
     return summarize_fit(problem, optimize(problem, reml), reml)
+
+
+def least_squares_problem(design: Design) -> Problem:
+    """The problem of a design without random-effect terms: no fronts, Ω = [X y]'[X y].
+
+    Its factor holds R_X and ℓ_yy, so the kernels give lm's ML deviance and REML criterion.
+    """
+    empty = np.zeros(0, np.int64)
+    total = design.p + 1
+    structure = Structure(
+        n=design.n,
+        p=design.p,
+        term_q=empty,
+        term_row0=empty,
+        theta_term=empty,
+        theta_row=empty,
+        theta_col=empty,
+        front_term=empty,
+        front_ptr=np.zeros(1, np.int64),
+        front_rows=empty,
+        front_relpos=empty,
+        front_parent=empty,
+        front_mat_ptr=np.zeros(1, np.int64),
+        front_acol_ptr=np.zeros(1, np.int64),
+        row_term=np.full(total, -1, np.int64),
+        row_comp=np.zeros(total, np.int64),
+        t0=0,
+        nprefix=0,
+    )
+    xy = np.column_stack([design.x, design.y])
+    return Problem(design, structure, CrossProducts(np.zeros(0), np.ascontiguousarray(xy.T @ xy)))
+
+
+def least_squares_optimum(problem: Problem, reml: bool) -> Optimum:
+    """The 'optimum' of a problem with an empty θ: the criterion needs no search."""
+    ws = make_workspace(problem.structure)
+    theta = np.zeros(0)
+    factorize(theta, problem.structure, problem.products, ws)
+    return Optimum(theta, float(criterion(problem.structure, ws, reml)), 1, 0.0, CONVERGED)
 
 
 def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
@@ -128,7 +177,7 @@ def loglik(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) ->
 
     −2ℓ = log|L_Z|² + n log(2πσ²) + (r²(θ) + ‖L_XX'(β − β̂(θ))‖²)/σ².
     """
-    problem = Problem.build(design)
+    problem = Problem.build(design) if design.terms else least_squares_problem(design)
     st = problem.structure
     ws = make_workspace(st)
     factorize(np.asarray(theta, float), st, problem.products, ws)

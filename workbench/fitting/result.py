@@ -150,6 +150,15 @@ class FitResult:
         """The t test of L'β = 0 for one contrast vector L, with the df of `ddf` (as `coef_table`)."""
         return inference.contrast_test(self, contrast, ddf)
 
+    def confint(self, method: str = "wald", level: float = 0.95, nsim: int = 1000, seed: int = 0) -> pd.DataFrame:
+        """Confidence intervals (columns lower, upper) by "wald", "profile" or "bootstrap".
+
+        See `workbench.fitting.intervals`; `nsim` and `seed` are the bootstrap's.
+        """
+        from workbench.fitting.intervals import confint  # the intervals module imports this one
+
+        return confint(self, method=method, level=level, nsim=nsim, seed=seed)
+
 
 def varcorr_frame(design: Design, theta: np.ndarray, sigma: float) -> pd.DataFrame:
     """Variances, SDs, covariances and correlations of every term, then the residual."""

@@ -42,8 +42,12 @@ class Formula:
         return tuple(dict.fromkeys(names))
 
 
-def parse_formula(text: str) -> Formula:
-    """Parse `y ~ fixed + (expr | group) + ...` into its response, fixed part and random terms."""
+def parse_formula(text: str, random_required: bool = True) -> Formula:
+    """Parse `y ~ fixed + (expr | group) + ...` into its response, fixed part and random terms.
+
+    Without `random_required`, a formula with no random-effect term is accepted (a linear
+    model, fitted by least squares); simulation and studies keep the requirement.
+    """
     if not isinstance(text, str) or "~" not in text:
         raise FormulaError(f"formula: expected 'response ~ terms', got {text!r}")
     lhs, rhs = text.split("~", 1)
@@ -58,7 +62,7 @@ def parse_formula(text: str) -> Formula:
             random.extend(_parse_random(stripped[1:-1], text))
         elif stripped:
             fixed_parts.append(stripped)
-    if not random:
+    if not random and random_required:
         raise FormulaError(f"formula: no random-effect term such as (1 | group) in {text!r}")
     fixed = " + ".join(fixed_parts) if fixed_parts else "1"
     if "|" in fixed:

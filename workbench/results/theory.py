@@ -36,7 +36,7 @@ from math import exp, log, sqrt
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, special, stats
+from scipy import integrate, optimize, special, stats
 
 METHODS = ("ML", "REML")
 
@@ -271,3 +271,69 @@ def one_way_table(designs, methods=METHODS, level: float = 0.95) -> pd.DataFrame
                 }
             )
     return pd.DataFrame(rows)
+
+
+# Under var_a = 0: the boundary and the likelihood-ratio tests of var_a = 0.
+#
+# Both (restricted) log-likelihood ratios depend on the data only through u = SSA / SSE. Off the
+# boundary (u > D / nu, nu = a (n - 1)) the maximised criteria differ by
+#
+#     T(u) = P log((SSA + SSE) / P) - D log(SSA / D) - nu log(SSE / nu)
+#          = P log(1 + u) - D log(u) + D log(D) + nu log(nu) - P log(P),
+#
+# with D, P as above (REML: D = a - 1, P = a n - 1, the restricted LRT; ML: D = a, P = a n, the
+# LRT), and T = 0 on the boundary. dT/du = (nu u - D) / (u (1 + u)) > 0 there, so T is an
+# increasing function of u, and u = (a - 1) F / nu with F ~ F(a - 1, a (n - 1)) under var_a = 0.
+
+
+def null_prob_zero(groups: int, size: int, method: str) -> float:
+    """Exact probability under var_a = 0 that the ML or REML estimate of var_a is 0.
+
+    P(F(a - 1, a (n - 1)) <= D / (a - 1)): for REML P(F <= 1), for ML P(F <= a / (a - 1)).
+    """
+    return prob_zero(groups, size, 0.0, 1.0, method)
+
+
+def lrt_statistic(ssa, sse, groups: int, size: int, method: str):
+    """The LRT (ML) or restricted LRT (REML) statistic of var_a = 0 from the sums of squares.
+
+    Returns an array broadcast from `ssa` and `sse`; 0 where the estimate of var_a is 0.
+    """
+    design = _check(groups, size, 0.0, 1.0, method)
+    ssa, sse = np.broadcast_arrays(np.asarray(ssa, dtype=float), np.asarray(sse, dtype=float))
+    return _statistic_of_ratio(ssa / sse, design)
+
+
+def _statistic_of_ratio(ratio, design: _OneWay):
+    d_groups, d_pooled, nu = design.divisor_groups, design.divisor_pooled, design.df_error
+    ratio = np.asarray(ratio, dtype=float)
+    inside = ratio > d_groups / nu
+    safe = np.where(inside, ratio, 1.0)
+    value = d_pooled * np.log1p(safe) - d_groups * np.log(safe)
+    value += d_groups * log(d_groups) + nu * log(nu) - d_pooled * log(d_pooled)
+    return np.where(inside, np.maximum(value, 0.0), 0.0)
+
+
+def lrt_point_mass(groups: int, size: int, method: str) -> float:
+    """Exact probability under var_a = 0 that the (restricted) LRT statistic is 0.
+
+    The statistic is 0 exactly when the estimate of var_a is, so this is `null_prob_zero`.
+    """
+    return null_prob_zero(groups, size, method)
+
+
+def lrt_null_sf(statistic: float, groups: int, size: int, method: str) -> float:
+    """Exact P(T >= statistic) under var_a = 0 of the LRT (ML) or restricted LRT (REML) statistic T.
+
+    1 for a statistic of 0 (or less); otherwise P(F > f) with T(f) = statistic off the boundary,
+    found by Brent's method on the increasing T.
+    """
+    design = _check(groups, size, 0.0, 1.0, method)
+    if statistic <= 0.0:
+        return 1.0
+    start = design.divisor_groups / design.df_error
+    high = 2.0 * start
+    while float(_statistic_of_ratio(high, design)) < statistic:
+        high *= 2.0
+    ratio = optimize.brentq(lambda u: float(_statistic_of_ratio(u, design)) - statistic, start, high, xtol=1e-14, rtol=1e-14)
+    return float(special.fdtrc(design.df_groups, design.df_error, ratio * design.df_error / design.df_groups))
