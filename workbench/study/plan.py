@@ -12,6 +12,13 @@ generating model lacks has truth 0; a correlation is undefined when either true 
 the generating model lacks the pair), so its truth is NaN and it is summarised without bias
 or coverage. The residual variance keeps its generating value in every analysis: what an
 analysis that omits a random term puts into its residual shows as bias.
+
+**Varying rows.** When the layout is redrawn for every replicate (``[layout] redraw = true``)
+or a dropout depends on the response, the data sets differ in their rows
+(`workbench.study.varying`). The plan is then built on replicate 0's data set: its designs
+are checked (a study whose replicate 0 cannot be fitted is refused before any output) and
+give the parameters and the truth of the point, which the true (β, θ, σ) fix for every
+replicate.
 """
 
 from __future__ import annotations
@@ -28,10 +35,11 @@ from workbench.fitting.problem import Problem
 from workbench.fitting.structure import front_starts
 from workbench.model.design import Design, build_design, term_arrays
 from workbench.model.parameters import ParameterLabel, parameter_labels, parameter_values
-from workbench.model.truth import truth_to_parameters
-from workbench.simulation.layout import make_layout
-from workbench.simulation.simulate import SimulationInputs, simulation_inputs
+from workbench.model.truth import truth_mechanism, truth_to_parameters
+from workbench.simulation.layout import prepare_layout
+from workbench.simulation.simulate import DrawPlan, SimulationInputs, draw_plan, layout_generator, simulation_inputs
 from workbench.study.spec import Analysis, DesignPoint, Study
+from workbench.study.varying import DataSource
 
 __all__ = ["AnalysisPlan", "PointPlan", "StudyOutline", "check_study", "layout_rng", "plan_point", "truth_of"]
 
@@ -60,13 +68,20 @@ class PointPlan:
     sigma: float
     design: Design  # the generating model's
     simulation: SimulationInputs
+    draws: DrawPlan  # the families and residual scale of a replicate's draws
     analyses: tuple[AnalysisPlan, ...]
     labels: tuple[ParameterLabel, ...]  # the study's parameters
     truth: np.ndarray  # their true values, in `labels` order
+    source: DataSource | None = None  # how each data set is made when their rows vary (else None)
 
     @property
     def params(self) -> tuple[str, ...]:
         return tuple(label.name for label in self.labels)
+
+    @property
+    def varying(self) -> bool:
+        """Whether the data sets differ in their rows (a redrawn layout or a response-dependent dropout)."""
+        return self.source is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,10 +103,21 @@ def layout_rng(seed: int, point: int) -> np.random.Generator:
 
 def plan_point(study: Study, point: DesignPoint) -> PointPlan:
     """Build the layout, the designs and the true parameters of one point; errors name the study key."""
-    layout = make_layout(point.layout, layout_rng(study.seed, point.index), study.base_dir)
+    spec = prepare_layout(point.layout, study.base_dir)
+    source = None
+    if spec.redraw or spec.dropout is not None:
+        fixed = None if spec.redraw else spec.make(layout_rng(study.seed, point.index))
+        rows = fixed if fixed is not None else spec.make(layout_generator(study.seed, point.index, 0))
+        # the model and truth checked against a layout first, so that mistakes name their key
+        response = _design(study.formula, rows, "model.formula", fitted=False).formula.response
+        source = DataSource(study.seed, point.index, study.formula, response, point.truth, spec, fixed)
+        layout = source.data_set(0)[0].drop(columns=response)
+    else:
+        layout = spec.make(layout_rng(study.seed, point.index))
     fitted_as_is = any(analysis.formula == study.formula for analysis in study.analyses)
     design = _design(study.formula, layout, "model.formula", fitted=fitted_as_is)
     beta, theta, sigma = truth_to_parameters(design, point.truth)
+    mechanism = truth_mechanism(design, point.truth)
     designs = []
     for analysis in study.analyses:
         where = f"analysis.{analysis.name}.formula" if analysis.name else "model.formula"
@@ -116,9 +142,11 @@ def plan_point(study: Study, point: DesignPoint) -> PointPlan:
         sigma=sigma,
         design=design,
         simulation=simulation_inputs(design, beta, theta, sigma),
+        draws=draw_plan(design, mechanism, mechanism.residuals.scale(layout, sigma)),
         analyses=analyses,
         labels=tuple(labels.values()),
         truth=np.array([truth_of(label, generating) for label in labels.values()], dtype=float),
+        source=source,
     )
 
 
