@@ -15,10 +15,10 @@ analysis that omits a random term puts into its residual shows as bias.
 
 **Varying rows.** When the layout is redrawn for every replicate (``[layout] redraw = true``)
 or a dropout depends on the response, the data sets differ in their rows
-(`workbench.study.varying`). The plan is then built on replicate 0's data set: its designs
-are checked (a study whose replicate 0 cannot be fitted is refused before any output) and
-give the parameters and the truth of the point, which the true (β, θ, σ) fix for every
-replicate.
+(`workbench.study.varying`). The plan is then built on a template data set, the first of
+replicates 0, 1, … (at most `TEMPLATE_TRIES`) that every analysis can fit: its designs give
+the parameters and the truth of the point, which the true (β, θ, σ) fix for every
+replicate. A point none of whose first data sets can be fitted is refused before any output.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.errors import DataError, FormulaError, StudyError
+from workbench.errors import DataError, FormulaError, LayoutError, StudyError
 from workbench.fitting.problem import Problem
 from workbench.fitting.structure import front_starts
 from workbench.model.design import Design, build_design, term_arrays
@@ -42,6 +42,9 @@ from workbench.study.spec import Analysis, DesignPoint, Study
 from workbench.study.varying import DataSource
 
 __all__ = ["AnalysisPlan", "PointPlan", "StudyOutline", "check_study", "layout_rng", "plan_point", "truth_of"]
+
+#: How many data sets of a point with varying rows are tried for a template that can be fitted.
+TEMPLATE_TRIES = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,16 +107,25 @@ def layout_rng(seed: int, point: int) -> np.random.Generator:
 def plan_point(study: Study, point: DesignPoint) -> PointPlan:
     """Build the layout, the designs and the true parameters of one point; errors name the study key."""
     spec = prepare_layout(point.layout, study.base_dir)
-    source = None
-    if spec.redraw or spec.dropout is not None:
-        fixed = None if spec.redraw else spec.make(layout_rng(study.seed, point.index))
-        rows = fixed if fixed is not None else spec.make(layout_generator(study.seed, point.index, 0))
-        # the model and truth checked against a layout first, so that mistakes name their key
-        response = _design(study.formula, rows, "model.formula", fitted=False).formula.response
-        source = DataSource(study.seed, point.index, study.formula, response, point.truth, spec, fixed)
-        layout = source.data_set(0)[0].drop(columns=response)
-    else:
-        layout = spec.make(layout_rng(study.seed, point.index))
+    if not (spec.redraw or spec.dropout is not None):
+        return _plan(study, point, spec.make(layout_rng(study.seed, point.index)), None)
+    fixed = None if spec.redraw else spec.make(layout_rng(study.seed, point.index))
+    tries = min(TEMPLATE_TRIES, study.replicates)
+    first_failure = None
+    for replicate in range(tries):
+        try:
+            rows = fixed if fixed is not None else spec.make(layout_generator(study.seed, point.index, replicate))
+            # the model checked against the layout first, so that its mistakes name their key
+            response = _design(study.formula, rows, "model.formula", fitted=False).formula.response
+            source = DataSource(study.seed, point.index, study.formula, response, point.truth, spec, fixed)
+            return _plan(study, point, source.data_set(replicate)[0].drop(columns=response), source)
+        except (DataError, FormulaError, LayoutError) as exc:  # a data set too small or too sparse to fit
+            first_failure = first_failure or exc
+    raise type(first_failure)(f"{first_failure} (in each of the first {tries} data sets)") from first_failure
+
+
+def _plan(study: Study, point: DesignPoint, layout: pd.DataFrame, source: DataSource | None) -> PointPlan:
+    """The plan of a point over `layout` (the point's, or a template data set's when rows vary)."""
     fitted_as_is = any(analysis.formula == study.formula for analysis in study.analyses)
     design = _design(study.formula, layout, "model.formula", fitted=fitted_as_is)
     beta, theta, sigma = truth_to_parameters(design, point.truth)
