@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from scipy import integrate, stats
 
 import workbench as wb
-from workbench.errors import TruthError
+from workbench.errors import StudyError, TruthError
 from workbench.model.design import build_design
 from workbench.model.parameters import term_lambdas
 from workbench.model.truth import truth_mechanism, truth_to_parameters
 from workbench.simulation.distributions import FAMILIES, parse_distribution
 from workbench.simulation.simulate import draw_normals, draw_plan, draw_standardised, replicate_generator
-from workbench.study.spec import validate_truth
+from workbench.study.plan import check_study, plan_point
+from workbench.study.spec import parse_study, validate_truth
 
 # |sample mean − truth| ≤ BOUND standard errors; with at most 100 checks per test run, the
 # chance that any correct check fails is below 100 · P(|N(0,1)| > 5) ≈ 6e-5.
@@ -399,3 +400,46 @@ def test_good_mechanisms_pass_both_checks():
         mechanism = truth_mechanism(design, truth)
         assert mechanism.families[0] == family(spec) and mechanism.residuals.family == family(spec)
         assert not mechanism.normal
+
+
+GRID_STUDY = """
+[study]
+name = "families"
+seed = 1
+replicates = 2
+
+[model]
+formula = "y ~ 1 + (1 | g)"
+
+[layout]
+kind = "nested"
+levels = { g = 6 }
+size = 4
+
+[truth]
+beta = { "(Intercept)" = 0.0 }
+sigma = 1.0
+[truth.re.g]
+sd = { "(Intercept)" = 1.0 }
+distribution = { family = "t", df = 5 }
+[truth.residual]
+distribution = { family = "normal" }
+
+[grid]
+"truth.re.g.distribution.df" = [3, 8]
+"truth.residual.distribution" = [{ family = "normal" }, { family = "skew_normal", shape = 3 }]
+"""
+
+
+def test_family_parameters_and_families_can_be_grid_factors(tmp_path):
+    study = parse_study(GRID_STUDY, tmp_path)
+    check_study(study)
+    drawn = []
+    for point in study.points():
+        plan = plan_point(study, point)
+        (effects, _), (residuals, _) = plan.draws.blocks
+        drawn.append((effects.params["df"], residuals.name))
+    assert drawn == [(3.0, "normal"), (3.0, "skew_normal"), (8.0, "normal"), (8.0, "skew_normal")]
+    bad = GRID_STUDY.replace("[3, 8]", "[3, 2]")
+    with pytest.raises(StudyError, match=r"^truth\.re\.g\.distribution\.df: must be a number greater than 2, got 2 \(grid point 2\)$"):
+        parse_study(bad, tmp_path)
