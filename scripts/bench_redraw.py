@@ -4,8 +4,9 @@ The Maas & Hox model (y ~ 1 + X + Z + X:Z + (1 + X | group), X per observation, 
 group) at three sizes, and random slopes with MAR dropout. For each, one study unit of
 `--replicates` replicates (ML and REML fits) is timed with a fixed layout (and no dropout)
 and with ``redraw = true`` (and the dropout); the unit's wall time per replicate is
-reported, and for the redrawn layout its parts: making the data set (layout, design, simulation; `DataSource.data_set`), building
-the fit problem (structure and cross-products; `Problem.build`), and the fits (the rest).
+reported, and for the redrawn layout its parts: making the data sets (layouts, generating designs,
+simulation, dropout; `DataSource.data_sets`), building the fit problems (analysis designs when
+the rows changed, structures and cross-products), and the fits (the rest).
 Best of `--repeat` runs.
 
     python scripts/bench_redraw.py [--replicates 128] [--repeat 3]
@@ -18,12 +19,13 @@ import time
 from pathlib import Path
 
 import numba
+import numpy as np
 
-from workbench.fitting.problem import Problem
-from workbench.model.design import build_design
+from workbench.model.parameters import parameter_names
 from workbench.study.plan import plan_point
 from workbench.study.spec import parse_study
 from workbench.study.units import compute_unit
+from workbench.study.varying import _problems
 
 MAAS_HOX = """
 [study]
@@ -112,14 +114,15 @@ def main() -> None:
             compute_unit(study, plan, 0, 0, 4)  # compile and warm up
             times[variant] = best_of(args.repeat, lambda: compute_unit(study, plan, 0, 0, r)) / r
         source = plan.source
-        made = [source.data_set(i) for i in range(r)]
-        data_set = best_of(args.repeat, lambda: [source.data_set(i) for i in range(r)]) / r
-        designs = [generating if generating is not None else build_design(study.formula, frame) for frame, generating in made]
-        problem = best_of(args.repeat, lambda: [Problem.build(d) for d in designs]) / r
-        fits = times["redrawn"] - data_set - problem
+        replicates = np.arange(r)
+        made = source.data_sets(replicates)
+        data_sets = best_of(args.repeat, lambda: source.data_sets(replicates)) / r
+        template = list(parameter_names(plan.analyses[0].design))
+        problems = best_of(args.repeat, lambda: _problems(study.formula, source, made, template)) / r
+        fits = times["redrawn"] - data_sets - problems
         print(
             f"{name:30} {times['fixed'] * 1e3:8.2f} {times['redrawn'] * 1e3:8.2f} {times['redrawn'] / times['fixed']:6.1f}"
-            f" {data_set * 1e3:9.2f} {problem * 1e3:8.2f} {fits * 1e3:8.2f}"
+            f" {data_sets * 1e3:9.2f} {problems * 1e3:8.2f} {fits * 1e3:8.2f}"
         )
 
 

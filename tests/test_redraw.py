@@ -220,3 +220,45 @@ def test_mistakes_in_the_new_keys_are_one_line(tmp_path, old, new, message):
     assert str(info.value).startswith(message)
     assert main([str(path), "--out", str(tmp_path / "out"), "--quiet", "--no-report"]) == 2
     assert not (tmp_path / "out").exists()
+
+
+STACKED_CASES = [
+    (
+        "y ~ 1 + x + arm + x:arm + (1 + x | school) + (1 | school:class)",
+        {"kind": "nested", "levels": {"school": 4, "class": 3}, "size": {"poisson": 3, "min": 1}, "missing": 0.2,
+         "covariates": {"x": {"dist": "normal"}, "arm": {"dist": "categorical", "levels": ["a", "b", "c"], "level": "school"}}},
+    ),
+    (
+        "y ~ 1 + time + (1 + time || subject)",
+        {"kind": "longitudinal", "subjects": 5, "times": [0, 1, 2, 3], "visits": {"poisson": 3, "min": 2}},
+    ),
+    (
+        "y ~ 1 + w + (1 | sender) + (1 + w | receiver)",
+        {"kind": "crossed", "factors": {"sender": 4, "receiver": 6}, "fraction": 0.6, "covariates": {"w": {"dist": "uniform"}}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("formula", "spec"), STACKED_CASES)
+def test_designs_built_together_equal_designs_built_alone(formula, spec):
+    from workbench.study.stacked import build_designs
+
+    layout = prepare_layout(spec)
+    frames = [layout.make(np.random.default_rng(seed)) for seed in range(6)]
+    frames = [frame.assign(y=np.random.default_rng(i).normal(size=len(frame))) for i, frame in enumerate(frames)]
+    for fitted in (False, True):
+        together = build_designs(formula, frames, response_required=True, fitted=fitted)
+        for frame, design in zip(frames, together):
+            try:
+                alone = build_design(formula, frame, fitted=fitted)
+            except wb.WorkbenchError as exc:
+                assert isinstance(design, wb.WorkbenchError) and str(design) == str(exc)
+                continue
+            np.testing.assert_array_equal(design.x, alone.x)
+            np.testing.assert_array_equal(design.y, alone.y)
+            assert design.fixef_names == alone.fixef_names and design.n_dropped == 0
+            assert [(t.group, t.names) for t in design.terms] == [(t.group, t.names) for t in alone.terms]
+            for mine, theirs in zip(design.terms, alone.terms):
+                np.testing.assert_array_equal(mine.codes, theirs.codes)
+                np.testing.assert_array_equal(mine.levels, theirs.levels)
+                np.testing.assert_array_equal(mine.z, theirs.z)

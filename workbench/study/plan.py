@@ -118,7 +118,7 @@ def plan_point(study: Study, point: DesignPoint) -> PointPlan:
             # the model checked against the layout first, so that its mistakes name their key
             response = _design(study.formula, rows, "model.formula", fitted=False).formula.response
             source = DataSource(study.seed, point.index, study.formula, response, point.truth, spec, fixed)
-            return _plan(study, point, source.data_set(replicate)[0].drop(columns=response), source)
+            return _plan(study, point, source.data_set(replicate).frame.drop(columns=response), source)
         except (DataError, FormulaError, LayoutError) as exc:  # a data set too small or too sparse to fit
             first_failure = first_failure or exc
     raise type(first_failure)(f"{first_failure} (in each of the first {tries} data sets)") from first_failure

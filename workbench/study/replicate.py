@@ -35,7 +35,7 @@ def replicate_data(study_file: str | os.PathLike, point: int, replicate: int) ->
     replicate = arguments.integer(replicate, "replicate", 0, study.replicates - 1)
     plan = plan_point(study, points[point])
     if plan.varying:
-        return plan.source.data_set(replicate)[0]
+        return plan.source.data_set(replicate).frame
     y = unit_responses(study, plan, point, np.array([replicate], dtype=np.int64))[0]
     frame = plan.layout.reset_index(drop=True).copy()
     frame[plan.design.formula.response] = y
