@@ -25,7 +25,7 @@ from workbench.model.parameters import parameter_names
 from workbench.study.plan import plan_point
 from workbench.study.spec import parse_study
 from workbench.study.units import compute_unit
-from workbench.study.varying import _problems
+from workbench.study.varying import analysis_problems
 
 MAAS_HOX = """
 [study]
@@ -118,7 +118,7 @@ def main() -> None:
         made = source.data_sets(replicates)
         data_sets = best_of(args.repeat, lambda: source.data_sets(replicates)) / r
         template = list(parameter_names(plan.analyses[0].design))
-        problems = best_of(args.repeat, lambda: _problems(study.formula, source, made, template)) / r
+        problems = best_of(args.repeat, lambda: analysis_problems(study.formula, source, made, template)) / r
         fits = times["redrawn"] - data_sets - problems
         print(
             f"{name:30} {times['fixed'] * 1e3:8.2f} {times['redrawn'] * 1e3:8.2f} {times['redrawn'] / times['fixed']:6.1f}"

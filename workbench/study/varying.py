@@ -42,7 +42,7 @@ from workbench.study.stacked import build_designs
 if TYPE_CHECKING:
     from workbench.study.plan import PointPlan
 
-__all__ = ["DataSet", "DataSource", "fit_varying"]
+__all__ = ["DataSet", "DataSource", "analysis_problems", "fit_varying"]
 
 
 class DataSet(NamedTuple):
@@ -123,7 +123,7 @@ def fit_varying(plan: PointPlan, replicates: np.ndarray, results: dict[str, np.n
         template = list(parameter_names(analysis.design))
         position = dict(zip(template, analysis.columns))
         problems, rows, columns = typed.List(), [], []
-        for row, problem in enumerate(_problems(analysis.analysis.formula, source, data, template)):
+        for row, problem in enumerate(analysis_problems(analysis.analysis.formula, source, data, template)):
             if problem is None:
                 results["status"][row, fits] = FAILED
                 continue
@@ -158,7 +158,7 @@ def fit_varying(plan: PointPlan, replicates: np.ndarray, results: dict[str, np.n
             results["fit_seconds"][row, fits] = seconds
 
 
-def _problems(formula: str, source: DataSource, data: list, template: list[str]) -> list[Problem | None]:
+def analysis_problems(formula: str, source: DataSource, data: list, template: list[str]) -> list[Problem | None]:
     """The fit problem of one analysis on each data set, or None where it cannot be fitted."""
     designs: list[Design | WorkbenchError | None] = [None] * len(data)
     rebuild = []
