@@ -262,3 +262,14 @@ def test_designs_built_together_equal_designs_built_alone(formula, spec):
                 np.testing.assert_array_equal(mine.codes, theirs.codes)
                 np.testing.assert_array_equal(mine.levels, theirs.levels)
                 np.testing.assert_array_equal(mine.z, theirs.z)
+
+
+@pytest.mark.parametrize("name", ["maas_hox", "robust_effects", "dropout_mar"])
+def test_the_example_studies_are_valid_and_their_points_plan(name):
+    from pathlib import Path
+
+    from workbench.study.spec import load_study
+
+    study = load_study(Path(__file__).parent.parent / "simulations" / f"{name}.toml")
+    outline = check_study(study)
+    assert outline.truth.shape[0] == len(study.points()) and np.isfinite(outline.truth[:, 0]).all()
