@@ -7,6 +7,7 @@ within a multiple of their standard error estimated from the same sample (centra
 theorem); bounds are Bonferroni-corrected over the checks of a test.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate, stats
+from strategies import models
 
 import workbench as wb
 from workbench.errors import StudyError, TruthError
@@ -443,3 +445,28 @@ def test_family_parameters_and_families_can_be_grid_factors(tmp_path):
     bad = GRID_STUDY.replace("[3, 8]", "[3, 2]")
     with pytest.raises(StudyError, match=r"^truth\.re\.g\.distribution\.df: must be a number greater than 2, got 2 \(grid point 2\)$"):
         parse_study(bad, tmp_path)
+
+
+@pytest.mark.slow
+@given(models(), st.data(), st.integers(0, 2**32 - 1))
+def test_simulated_moments_converge_for_random_models_and_families(model, data, seed):
+    """Random models with a random family per group and for the residuals, residual SDs σ·|x|^power:
+    20,000 replicates, every mean and covariance entry within a Bonferroni bound (all entries of one
+    example pass together with probability 1 − 10⁻⁶) of its SE estimated from the replicates."""
+    # t with 30 df: the SEs of the covariances need the eighth moment of the draws to be finite
+    families = st.sampled_from([{"family": "t", "df": 30.0} if name == "t" else spec for name, spec in EXAMPLES.items()])
+    truth = copy.deepcopy(model.truth)
+    for group in truth["re"]:
+        truth["re"][group]["distribution"] = data.draw(families)
+    truth["residual"] = {"distribution": data.draw(families), "sd_power": {"column": "x", "power": data.draw(st.floats(-0.5, 1.0))}}
+    layout = model.layout.assign(x=model.layout["x"].where(model.layout["x"].abs() > 0.05, 0.05))
+    nsim = 20_000
+    y = wb.simulate(model.formula, layout, truth, nsim=nsim, seed=seed)
+    design = build_design(model.formula, layout, response_required=False)
+    centred = y - design.x @ truth_to_parameters(design, truth)[0]
+    cov = wb.marginal_cov(model.formula, layout, truth)
+    checks = design.n + design.n * (design.n + 1) // 2
+    bound = float(stats.norm.isf(1e-6 / (2 * checks)))
+    assert np.all(np.abs(centred.mean(axis=0)) <= bound * centred.std(axis=0) / math.sqrt(nsim))
+    products = centred[:, :, None] * centred[:, None, :]
+    assert np.all(np.abs(products.mean(axis=0) - cov) <= bound * products.std(axis=0) / math.sqrt(nsim))
