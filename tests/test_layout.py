@@ -334,7 +334,8 @@ def test_a_too_large_layout_is_refused_before_generating():
 # --- validation messages --------------------------------------------------------------
 
 KIND_LIST = "longitudinal | nested | crossed | table"
-LONGITUDINAL_KEYS = "kind, subjects, times, subject, time, visits, dropout, covariates"
+SIZES = "a positive integer, a table {min, max} or {poisson, min}, or a list of positive integers"
+LONGITUDINAL_KEYS = "kind, subjects, times, subject, time, visits, dropout, covariates, missing, redraw"
 
 BAD_SPECS = [
     (3, "layout: must be a table, got 3"),
@@ -352,11 +353,11 @@ BAD_SPECS = [
     (with_(LONGITUDINAL, times=[0, 1, 1]), "layout.times: must be increasing, got [0, 1, 1]"),
     (with_(LONGITUDINAL, subject=""), 'layout.subject: must be a non-empty string, got ""'),
     (with_(LONGITUDINAL, time="subject"), "layout.time: same column name as layout.subject"),
-    (with_(LONGITUDINAL, visits=3), "layout.visits: must be a table like {min = 3}, got 3"),
+    (with_(LONGITUDINAL, visits=3), "layout.visits: must be a table like {min = 3} or a list of visit counts, got 3"),
     (with_(LONGITUDINAL, visits={"min": 4}), "layout.visits.min: must be an integer from 1 to 3, got 4"),
     (with_(LONGITUDINAL, visits={"min": 0}), "layout.visits.min: must be an integer from 1 to 3, got 0"),
     (with_(LONGITUDINAL, visits={}), "layout.visits.min: required key is missing"),
-    (with_(LONGITUDINAL, visits={"min": 1, "max": 2}), "layout.visits.max: unknown key (expected one of: min)"),
+    (with_(LONGITUDINAL, visits={"min": 1, "mode": 2}), "layout.visits.mode: unknown key (expected one of: min, max)"),
     (with_(LONGITUDINAL, dropout=1.5), "layout.dropout: must be a number in [0, 1], got 1.5"),
     (with_(LONGITUDINAL, dropout="0.2"), 'layout.dropout: must be a number in [0, 1], got "0.2"'),
     (with_(LONGITUDINAL, dropout=0.2, visits={"min": 2}), "layout.dropout: cannot be combined with layout.visits"),
@@ -364,12 +365,12 @@ BAD_SPECS = [
     (with_(NESTED, levels=[20, 5]), "layout.levels: must be a table like {state = 10, ...}, got [20, 5]"),
     (with_(NESTED, levels={"state": 2, "city": 0}), "layout.levels.city: must be a positive integer, got 0"),
     (with_(NESTED, levels={"state": 2, "": 3}), 'layout.levels."": a factor needs a non-empty name'),
-    (with_(NESTED, size=0), "layout.size: must be a positive integer or a table {min, max}, got 0"),
-    (with_(NESTED, size="5"), 'layout.size: must be a positive integer or a table {min, max}, got "5"'),
+    (with_(NESTED, size=0), f"layout.size: must be {SIZES}, got 0"),
+    (with_(NESTED, size="5"), f'layout.size: must be {SIZES}, got "5"'),
     (with_(NESTED, size={"min": 4, "max": 2}), "layout.size.max: must be at least layout.size.min (4), got 2"),
     (with_(NESTED, size={"min": 0, "max": 2}), "layout.size.min: must be a positive integer, got 0"),
     (with_(NESTED, size={"min": 1}), "layout.size.max: required key is missing"),
-    (with_(NESTED, balanced=True), "layout.balanced: unknown key (expected one of: kind, levels, size, covariates)"),
+    (with_(NESTED, balanced=True), "layout.balanced: unknown key (expected one of: kind, levels, size, covariates, missing, redraw)"),
     ({"kind": "nested"}, "layout.levels: required key is missing"),
     (with_(CROSSED, factors={"sender": 3}), "layout.factors: must be a table of at least 2 entries like {sender = 10, ...}, got {sender = 3}"),
     (with_(CROSSED, factors={"a": 3, "b": -1}), "layout.factors.b: must be a positive integer, got -1"),

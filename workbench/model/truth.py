@@ -5,7 +5,10 @@ A truth is a mapping of the shape of a study file's ``[truth]`` table::
     {"beta": {"(Intercept)": 250, "time": 10},
      "sigma": 25.6,
      "re": {"subject": {"sd": {"(Intercept)": 24.7, "time": 5.9},
-                        "corr": {"(Intercept):time": 0.07}}}}
+                        "corr": {"(Intercept):time": 0.07},
+                        "distribution": {"family": "t", "df": 5}}},
+     "residual": {"distribution": {"family": "laplace"},
+                  "sd_by": {"column": "treat", "sd": {"0": 20.0, "1": 30.0}}}}
 
 ``re`` has one table per grouping factor as written in the formula (``"state:city"`` for
 the inner term of ``(1 | state/city)``). A group's ``sd`` covers every effect of the
@@ -13,6 +16,14 @@ group, also when the uncorrelated syntax ``(1 + x || g)`` splits it into several
 ``corr`` is optional, its keys are ``"a:b"`` in either order and pairs it leaves out are
 uncorrelated. Effects in different terms of one group are uncorrelated by the model, so a
 non-zero correlation between them is an error.
+
+The data-generating mechanism beyond (β, θ, σ) is optional: a group's ``distribution``
+(the family of its standardised effects, the same for every term of the group; see
+`workbench.simulation.distributions`) and ``residual`` (the residuals' family and
+heteroscedastic SDs, ``sd_by`` or ``sd_power``; see `workbench.simulation.residuals`).
+Without them, effects and residuals are normal and homoscedastic. `truth_mechanism`
+returns them per term; they leave (β, θ, σ) and so the study's true parameter values
+unchanged.
 
 The conversions to and from θ are those of `workbench.model.parameters` (a correlation of
 ±1 is allowed: a singular covariance, as lme4 may estimate).
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,8 +43,22 @@ from workbench.checks import show as _show
 from workbench.model.design import Design
 from workbench.model.parameters import check_parameters, correlation, lambda_of, pairs, term_covariances, theta_of
 from workbench.errors import TruthError
+from workbench.simulation.distributions import NORMAL, Family, parse_distribution
+from workbench.simulation.residuals import Residuals, parse_residuals
 
-__all__ = ["parameters_to_truth", "truth_to_parameters"]
+__all__ = ["Mechanism", "parameters_to_truth", "truth_mechanism", "truth_to_parameters"]
+
+
+class Mechanism(NamedTuple):
+    """How the standardised draws are made: the family of every term (design order) and the residuals."""
+
+    families: tuple[Family, ...]
+    residuals: Residuals
+
+    @property
+    def normal(self) -> bool:
+        """Normal effects and normal homoscedastic residuals: the draws of the original contract."""
+        return all(f.normal for f in self.families) and self.residuals.family.normal and self.residuals.homoscedastic
 
 
 def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -> tuple[np.ndarray, np.ndarray, float]:
@@ -49,7 +75,7 @@ def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -
     TruthError : one line starting with the key path of the first problem found.
     """
     _table(truth, prefix)
-    _known_keys(truth, prefix, ("beta", "sigma", "re"))
+    _known_keys(truth, prefix, ("beta", "sigma", "re", "residual"))
     # a model without fixed effects (y ~ 0 + ...) needs no beta table
     if design.p == 0:
         beta_table = truth.get("beta", {})
@@ -71,7 +97,28 @@ def truth_to_parameters(design: Design, truth: Mapping, prefix: str = "truth") -
         if group not in re_table:
             raise TruthError(f"{_key(re_path, group)}: missing (the formula has this random-effect group)")
         lambdas.update(zip(terms, _group_lambdas(terms, re_table[group], sigma, _key(re_path, group))))
+    if "residual" in truth:
+        parse_residuals(truth["residual"], _key(prefix, "residual"))
     return beta, theta_of(design, [lambdas[term] for term in design.terms]), sigma
+
+
+def truth_mechanism(design: Design, truth: Mapping, prefix: str = "truth") -> Mechanism:
+    """The family of each term's effects (design order) and the residuals of a truth.
+
+    The truth is checked as by `truth_to_parameters` first.
+    """
+    truth_to_parameters(design, truth, prefix)
+    re_path = _key(prefix, "re")
+    families = []
+    for term in design.terms:
+        table = truth["re"][term.group]
+        if "distribution" in table:
+            families.append(parse_distribution(table["distribution"], _key(_key(re_path, term.group), "distribution")))
+        else:
+            families.append(NORMAL)
+    residual_path = _key(prefix, "residual")
+    residuals = parse_residuals(truth["residual"], residual_path) if "residual" in truth else Residuals(path=residual_path)
+    return Mechanism(tuple(families), residuals)
 
 
 def parameters_to_truth(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) -> dict:
@@ -122,7 +169,9 @@ def _beta(design: Design, table, path: str) -> np.ndarray:
 def _group_lambdas(terms: list, table, sigma: float, path: str) -> list[np.ndarray]:
     """λ of each term of one group from its `sd` and `corr` tables."""
     _table(table, path)
-    _known_keys(table, path, ("sd", "corr"))
+    _known_keys(table, path, ("sd", "corr", "distribution"))
+    if "distribution" in table:
+        parse_distribution(table["distribution"], _key(path, "distribution"))
     names = [name for term in terms for name in term.names]
     sd_path = _key(path, "sd")
     sd_table = _table(_required(table, "sd", path, "the standard deviations of the group's effects"), sd_path)

@@ -9,6 +9,7 @@ column of panels shows the factor levels of every point.
 
 from __future__ import annotations
 
+import ast
 import io
 import textwrap
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ Z95 = float(ndtri(0.975))
 # Estimates outside these quantiles are left out of the histograms, so that a few huge
 # estimates do not squeeze the bulk of the distribution into one bin.
 _SHOWN_QUANTILES = (0.005, 0.995)
+_LEVELS_WIDTH = 48  # characters of a nested-loop strip's list of levels
 
 
 @dataclass(frozen=True)
@@ -371,7 +373,10 @@ def _nested_loop(ax, design: DesignAxis, named: bool) -> None:
         band = nfactors - 1 - k
         height = band + 0.2 + 0.6 * rank / max(len(levels) - 1, 1)
         ax.stairs(height, np.arange(design.npoints + 1) - 0.5, baseline=None, color="0.2", lw=1.2)
-        names.append((band + 0.5, f"{label}: {', '.join(value_text(v) for v in levels)}"))
+        listed = ", ".join(value_text(v) for v in levels)
+        # a long list of levels (tables, say) would squeeze the panels: the point titles have them all
+        listed = listed if len(listed) <= _LEVELS_WIDTH else listed[: _LEVELS_WIDTH - 1] + "…"
+        names.append((band + 0.5, f"{label}: {listed}"))
     ax.set_ylim(0, nfactors)
     ax.set_yticks([y for y, _ in names], [text for _, text in names] if named else [], fontsize=7)
     ax.set_xticks(design.x if design.npoints <= 30 else ax.get_xticks())
@@ -479,6 +484,24 @@ def _bin_edges(values: np.ndarray, truth: float, spike: bool) -> np.ndarray:
 
 
 def value_text(value) -> str:
-    """A grid value as text: floats in %g form."""
-    value = np.asarray(value).item()
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A grid value as text: floats in %g form; a table (stored as its Python text) compactly,
+    a distribution as ``chisq(df=1)``."""
+    value = np.asarray(value)
+    if value.ndim:
+        return "[" + ", ".join(value_text(item) for item in value) + "]"
+    value = value.item()
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    if text.startswith("{"):
+        try:
+            table = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(table, dict):
+            items = {key: value_text(item) for key, item in table.items() if key != "family"}
+            inner = ", ".join(f"{key}={item}" for key, item in items.items())
+            if "family" in table:
+                return f"{table['family']}({inner})" if inner else str(table["family"])
+            return "{" + inner + "}"
+    return text

@@ -3,15 +3,31 @@
 A spec is the ``[layout]`` table of a study file. Its ``kind`` is one of
 
 - ``longitudinal``: ``subjects`` measured at ``times``, optionally with unbalanced
-  ``visits = {min = k}`` or ``dropout = p``;
+  ``visits`` (``{min = k}``, ``{min, max}``, ``{poisson, min}`` or a list; see
+  :mod:`workbench.simulation.sizes`), monotone dropout ``dropout = p`` (each later visit
+  lost with probability p once the previous one was), or dropout at random on the previous
+  response ``dropout = {intercept, slope}`` (see :mod:`workbench.simulation.dropout`);
 - ``nested``: ``levels = {state = 20, city = 5}`` (outer first) with ``size``
-  observations per innermost unit (an integer or ``{min, max}``); inner labels restart
+  observations per innermost unit (an integer, ``{min, max}``, ``{poisson, min}`` or a
+  list cycled over the units; see :mod:`workbench.simulation.sizes`); inner labels restart
   at 1 within each parent, as in data that needs ``(1 | state/city)``;
 - ``crossed``: ``factors = {sender = 30, receiver = 30}`` with ``size`` observations per
   cell, each cell kept with probability ``fraction``, optionally ``exclude_equal``;
 - ``table``: the rows of a CSV file at ``path``, optionally only some ``columns``.
 
-Every kind takes ``[layout.covariates.<name>]`` tables; see :mod:`workbench.simulation.covariates`.
+Every kind takes ``[layout.covariates.<name>]`` tables (see
+:mod:`workbench.simulation.covariates`) and
+
+- ``missing = p`` in [0, 1): each observation is missing completely at random with
+  probability p (drawn after the rows and covariates);
+- ``redraw = true``: a study draws the layout — group sizes, covariates, missingness —
+  anew for every replicate, from the replicate's own layout stream (see
+  :mod:`workbench.simulation.simulate`), instead of once per design point. The
+  random-effect structure (which factors, nested or crossed, q per term) stays the same.
+
+The draws of one layout, in order: the rows (random visits, sizes, dropout, cells), the
+covariates in file order, then the ``missing`` draw; a response-dependent dropout draws
+after them, once the data set's response exists.
 """
 
 import math
@@ -23,13 +39,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.checks import Checker, is_integer, is_number, key_path, show
-from workbench.simulation.covariates import Covariate, add_covariates, parse_covariates
+from workbench.checks import Checker, is_number, key_path, show
 from workbench.errors import LayoutError
+from workbench.simulation.covariates import Covariate, add_covariates, parse_covariates
+from workbench.simulation.dropout import ResponseDropout, drop_missing
+from workbench.simulation.sizes import Sizes, parse_sizes, parse_visits
 
-__all__ = ["KINDS", "MAX_ROWS", "make_layout", "validate_layout"]
+__all__ = ["KINDS", "MAX_ROWS", "LayoutSpec", "make_layout", "prepare_layout", "validate_layout"]
 
 KINDS = ("longitudinal", "nested", "crossed", "table")
+# Keys every kind takes, besides its own.
+_COMMON = ("covariates", "missing", "redraw")
 # A guard against typos such as ``subjects = 5000000``, which would exhaust memory.
 MAX_ROWS = 100_000_000
 
@@ -45,6 +65,39 @@ class _Plan:
     units: dict[str, tuple[str, ...]]  # column -> the columns that identify its units
     innermost: tuple[str, ...]  # the columns that identify the smallest groups
     max_rows: int
+    dropout: ResponseDropout | None = None
+
+
+@dataclass(frozen=True)
+class LayoutSpec:
+    """A validated layout spec, ready to make rows (a ``table`` layout's file is read once)."""
+
+    plan: _Plan
+    covariates: tuple[Covariate, ...]
+    missing: float
+    redraw: bool
+    prefix: str
+
+    @property
+    def dropout(self) -> ResponseDropout | None:
+        """The response-dependent dropout, applied to each simulated data set (or None)."""
+        return self.plan.dropout
+
+    def make(self, rng: np.random.Generator) -> pd.DataFrame:
+        """The rows of one data set, drawn only from ``rng`` (before any response-dependent dropout)."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        frame = self.plan.rows(rng)
+        frame = add_covariates(frame, list(self.covariates), self.plan.units, self.plan.innermost, rng)
+        frame = drop_missing(frame, self.missing, rng)
+        if frame.empty:
+            _check.fail(key_path(self.prefix, "missing"), f"removed every row this time (missing {self.missing:g})")
+        return frame
+
+
+def prepare_layout(spec: Mapping, base_dir: Path | None = None, prefix: str = "layout") -> LayoutSpec:
+    """Validate a layout spec once, for making many layouts from it; raise `LayoutError` naming the bad key."""
+    return _prepare(spec, base_dir, prefix)
 
 
 def validate_layout(spec: Mapping, base_dir: Path | None = None, prefix: str = "layout") -> None:
@@ -59,7 +112,7 @@ def validate_layout(spec: Mapping, base_dir: Path | None = None, prefix: str = "
     prefix : str
         The key path of ``spec`` in the study file, used in error messages.
     """
-    _plan(spec, base_dir, prefix)
+    _prepare(spec, base_dir, prefix)
 
 
 def make_layout(
@@ -75,12 +128,10 @@ def make_layout(
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    plan, covariates = _plan(spec, base_dir, prefix)
-    frame = plan.rows(rng)
-    return add_covariates(frame, covariates, plan.units, plan.innermost, rng)
+    return _prepare(spec, base_dir, prefix).make(rng)
 
 
-def _plan(spec: Mapping, base_dir: Path | None, prefix: str) -> tuple[_Plan, list[Covariate]]:
+def _prepare(spec: Mapping, base_dir: Path | None, prefix: str) -> LayoutSpec:
     spec = _check.table(spec, prefix)
     kind_path = key_path(prefix, "kind")
     if "kind" not in spec:
@@ -88,18 +139,24 @@ def _plan(spec: Mapping, base_dir: Path | None, prefix: str) -> tuple[_Plan, lis
     kind = spec["kind"]
     if kind not in KINDS:
         _check.fail(kind_path, f"must be one of {' | '.join(KINDS)}, got {show(kind)}")
-    settings = {key: value for key, value in spec.items() if key != "covariates"}
+    settings = {key: value for key, value in spec.items() if key not in _COMMON}
     plan = _PLANNERS[kind](settings, prefix, base_dir)
     if plan.max_rows > MAX_ROWS:
         _check.fail(prefix, f"would have up to {plan.max_rows:,} rows, more than {MAX_ROWS:,}")
     covariates = parse_covariates(
         spec.get("covariates", {}), key_path(prefix, "covariates"), plan.columns
     )
-    return plan, covariates
+    missing_path = key_path(prefix, "missing")
+    missing = float(_check.number_in(spec.get("missing", 0.0), missing_path, (0, 1), "left"))
+    if missing and plan.dropout is not None:
+        dropout_path = key_path(prefix, "dropout")
+        _check.fail(missing_path, f"cannot be combined with a response-dependent {dropout_path}")
+    redraw = _check.boolean(spec.get("redraw", False), key_path(prefix, "redraw"))
+    return LayoutSpec(plan, tuple(covariates), missing, redraw, prefix)
 
 
 def _allow(spec: Mapping, prefix: str, required: tuple[str, ...], optional: tuple[str, ...]):
-    _check.keys(spec, prefix, ("kind", *required), (*optional, "covariates"))
+    _check.keys(spec, prefix, ("kind", *required), (*optional, *_COMMON))
 
 
 def _name(spec: Mapping, key: str, default: str, prefix: str) -> str:
@@ -143,39 +200,42 @@ def _plan_longitudinal(spec: Mapping, prefix: str, base_dir: Path | None) -> _Pl
     time = _name(spec, "time", "time", prefix)
     if time == subject:
         _check.fail(key_path(prefix, "time"), f"same column name as {key_path(prefix, 'subject')}")
-    visits = _visit_rule(spec, prefix, len(times))
+    visits, dropout = _visit_rule(spec, prefix, len(times), subject)
     rows = partial(_longitudinal_rows, subjects, np.asarray(times), subject, time, visits)
     return _Plan(rows, (subject, time), {subject: (subject,), time: (time,)}, (subject,),
-                subjects * len(times))
+                subjects * len(times), dropout)
 
 
-def _visit_rule(spec: Mapping, prefix: str, n_times: int) -> tuple[str, float] | None:
-    """Return ("min", k), ("dropout", p) or None for balanced visits."""
+def _visit_rule(
+    spec: Mapping, prefix: str, n_times: int, subject: str
+) -> tuple[Sizes | float | None, ResponseDropout | None]:
+    """The visits rule (`Sizes`, a monotone dropout probability, or None) and any response-dependent dropout."""
+    dropout_path = key_path(prefix, "dropout")
     if "visits" in spec and "dropout" in spec:
         visits_path = key_path(prefix, "visits")
-        _check.fail(key_path(prefix, "dropout"), f"cannot be combined with {visits_path}")
+        _check.fail(dropout_path, f"cannot be combined with {visits_path}")
+    if "dropout" in spec and isinstance(spec["dropout"], Mapping):
+        table = spec["dropout"]
+        _check.keys(table, dropout_path, ("intercept", "slope"))
+        intercept = _check.number(table["intercept"], key_path(dropout_path, "intercept"))
+        slope = _check.number(table["slope"], key_path(dropout_path, "slope"))
+        return None, ResponseDropout(float(intercept), float(slope), subject)
     if "dropout" in spec:
-        dropout = _check.number_in(spec["dropout"], key_path(prefix, "dropout"), (0, 1))
-        return ("dropout", dropout)
+        return float(_check.number_in(spec["dropout"], dropout_path, (0, 1))), None
     if "visits" in spec:
-        visits_path = key_path(prefix, "visits")
-        visits = spec["visits"]
-        if not isinstance(visits, Mapping):
-            _check.fail(visits_path, f"must be a table like {{min = 3}}, got {show(visits)}")
-        _check.keys(visits, visits_path, ("min",))
-        return ("min", _check.integer(visits["min"], key_path(visits_path, "min"), 1, n_times))
-    return None
+        return parse_visits(spec["visits"], key_path(prefix, "visits"), n_times), None
+    return None, None
 
 
 def _longitudinal_rows(subjects, times, subject, time, visits, rng) -> pd.DataFrame:
     n_times = len(times)
     if visits is None:
         counts = np.full(subjects, n_times)
-    elif visits[0] == "min":
-        counts = rng.integers(visits[1], n_times, size=subjects, endpoint=True)
+    elif isinstance(visits, Sizes):
+        counts = visits.draw(rng, subjects)
     else:
         # A subject stays for each later visit until the first dropout draw succeeds.
-        stays = rng.random((subjects, n_times - 1)) >= visits[1]
+        stays = rng.random((subjects, n_times - 1)) >= visits
         counts = 1 + np.cumprod(stays, axis=1).sum(axis=1)
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     visit = np.arange(counts.sum()) - starts
@@ -190,36 +250,16 @@ def _longitudinal_rows(subjects, times, subject, time, visits, rng) -> pd.DataFr
 def _plan_nested(spec: Mapping, prefix: str, base_dir: Path | None) -> _Plan:
     _allow(spec, prefix, ("levels",), ("size",))
     levels = _counts(spec["levels"], key_path(prefix, "levels"), "state", 1)
-    size = _size(spec.get("size", 1), key_path(prefix, "size"))
+    size = parse_sizes(spec.get("size", 1), key_path(prefix, "size"))
     names = tuple(levels)
     units = {name: names[: i + 1] for i, name in enumerate(names)}
     rows = partial(_nested_rows, levels, size)
-    largest = size if isinstance(size, int) else size[1]
-    return _Plan(rows, names, units, names, math.prod(levels.values()) * largest)
+    return _Plan(rows, names, units, names, math.prod(levels.values()) * size.largest)
 
 
-def _size(value, path: str) -> int | tuple[int, int]:
-    """Check an observation count: a positive integer, or {min, max} for random counts."""
-    if isinstance(value, Mapping):
-        _check.keys(value, path, ("min", "max"))
-        low = _check.integer(value["min"], key_path(path, "min"), 1)
-        high = _check.integer(value["max"], key_path(path, "max"), 1)
-        if high < low:
-            minimum = f"{key_path(path, 'min')} ({low})"
-            _check.fail(key_path(path, "max"), f"must be at least {minimum}, got {high}")
-        return low, high
-    if not (is_integer(value) and value >= 1):
-        _check.fail(path, f"must be a positive integer or a table {{min, max}}, got {show(value)}")
-    return int(value)
-
-
-def _nested_rows(levels: dict[str, int], size, rng) -> pd.DataFrame:
+def _nested_rows(levels: dict[str, int], size: Sizes, rng) -> pd.DataFrame:
     labels = _labels(list(levels.values()))
-    n_units = len(labels[0])
-    if isinstance(size, int):
-        sizes = np.full(n_units, size)
-    else:
-        sizes = rng.integers(size[0], size[1], size=n_units, endpoint=True)
+    sizes = size.draw(rng, len(labels[0]))
     return pd.DataFrame({name: np.repeat(label, sizes) for name, label in zip(levels, labels)})
 
 

@@ -12,6 +12,13 @@ generating model lacks has truth 0; a correlation is undefined when either true 
 the generating model lacks the pair), so its truth is NaN and it is summarised without bias
 or coverage. The residual variance keeps its generating value in every analysis: what an
 analysis that omits a random term puts into its residual shows as bias.
+
+**Varying rows.** When the layout is redrawn for every replicate (``[layout] redraw = true``)
+or a dropout depends on the response, the data sets differ in their rows
+(`workbench.study.varying`). The plan is then built on a template data set, the first of
+replicates 0, 1, … (at most `TEMPLATE_TRIES`) that every analysis can fit: its designs give
+the parameters and the truth of the point, which the true (β, θ, σ) fix for every
+replicate. A point none of whose first data sets can be fitted is refused before any output.
 """
 
 from __future__ import annotations
@@ -23,17 +30,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from workbench.errors import DataError, FormulaError, StudyError
+from workbench.errors import DataError, FormulaError, LayoutError, StudyError
 from workbench.fitting.problem import Problem
 from workbench.fitting.structure import front_starts
 from workbench.model.design import Design, build_design, term_arrays
 from workbench.model.parameters import ParameterLabel, parameter_labels, parameter_values
-from workbench.model.truth import truth_to_parameters
-from workbench.simulation.layout import make_layout
-from workbench.simulation.simulate import SimulationInputs, simulation_inputs
+from workbench.model.truth import truth_mechanism, truth_to_parameters
+from workbench.simulation.layout import prepare_layout
+from workbench.simulation.simulate import DrawPlan, SimulationInputs, draw_plan, layout_generator, simulation_inputs
 from workbench.study.spec import Analysis, DesignPoint, Study
+from workbench.study.varying import DataSource
 
 __all__ = ["AnalysisPlan", "PointPlan", "StudyOutline", "check_study", "layout_rng", "plan_point", "truth_of"]
+
+#: How many data sets of a point with varying rows are tried for a template that can be fitted.
+TEMPLATE_TRIES = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,13 +71,20 @@ class PointPlan:
     sigma: float
     design: Design  # the generating model's
     simulation: SimulationInputs
+    draws: DrawPlan  # the families and residual scale of a replicate's draws
     analyses: tuple[AnalysisPlan, ...]
     labels: tuple[ParameterLabel, ...]  # the study's parameters
     truth: np.ndarray  # their true values, in `labels` order
+    source: DataSource | None = None  # how each data set is made when their rows vary (else None)
 
     @property
     def params(self) -> tuple[str, ...]:
         return tuple(label.name for label in self.labels)
+
+    @property
+    def varying(self) -> bool:
+        """Whether the data sets differ in their rows (a redrawn layout or a response-dependent dropout)."""
+        return self.source is not None
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,10 +106,30 @@ def layout_rng(seed: int, point: int) -> np.random.Generator:
 
 def plan_point(study: Study, point: DesignPoint) -> PointPlan:
     """Build the layout, the designs and the true parameters of one point; errors name the study key."""
-    layout = make_layout(point.layout, layout_rng(study.seed, point.index), study.base_dir)
+    spec = prepare_layout(point.layout, study.base_dir)
+    if not (spec.redraw or spec.dropout is not None):
+        return _plan(study, point, spec.make(layout_rng(study.seed, point.index)), None)
+    fixed = None if spec.redraw else spec.make(layout_rng(study.seed, point.index))
+    tries = min(TEMPLATE_TRIES, study.replicates)
+    first_failure = None
+    for replicate in range(tries):
+        try:
+            rows = fixed if fixed is not None else spec.make(layout_generator(study.seed, point.index, replicate))
+            # the model checked against the layout first, so that its mistakes name their key
+            response = _design(study.formula, rows, "model.formula", fitted=False).formula.response
+            source = DataSource(study.seed, point.index, study.formula, response, point.truth, spec, fixed)
+            return _plan(study, point, source.data_set(replicate).frame.drop(columns=response), source)
+        except (DataError, FormulaError, LayoutError) as exc:  # a data set too small or too sparse to fit
+            first_failure = first_failure or exc
+    raise type(first_failure)(f"{first_failure} (in each of the first {tries} data sets)") from first_failure
+
+
+def _plan(study: Study, point: DesignPoint, layout: pd.DataFrame, source: DataSource | None) -> PointPlan:
+    """The plan of a point over `layout` (the point's, or a template data set's when rows vary)."""
     fitted_as_is = any(analysis.formula == study.formula for analysis in study.analyses)
     design = _design(study.formula, layout, "model.formula", fitted=fitted_as_is)
     beta, theta, sigma = truth_to_parameters(design, point.truth)
+    mechanism = truth_mechanism(design, point.truth)
     designs = []
     for analysis in study.analyses:
         where = f"analysis.{analysis.name}.formula" if analysis.name else "model.formula"
@@ -116,9 +154,11 @@ def plan_point(study: Study, point: DesignPoint) -> PointPlan:
         sigma=sigma,
         design=design,
         simulation=simulation_inputs(design, beta, theta, sigma),
+        draws=draw_plan(design, mechanism, mechanism.residuals.scale(layout, sigma)),
         analyses=analyses,
         labels=tuple(labels.values()),
         truth=np.array([truth_of(label, generating) for label in labels.values()], dtype=float),
+        source=source,
     )
 
 

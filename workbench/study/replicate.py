@@ -22,7 +22,10 @@ def replicate_data(study_file: str | os.PathLike, point: int, replicate: int) ->
     The columns are the layout's (grouping factors and covariates) and the response of the
     generating model, bit for bit the data set every analysis of the study fitted (the draw
     contract `SeedSequence(seed, spawn_key=(point, replicate))`), so that any replicate can be
-    refitted elsewhere, e.g. in lme4.
+    refitted elsewhere, e.g. in lme4. When the layout is redrawn per replicate (or a dropout
+    depends on the response), the rows are that replicate's own: its layout from
+    `SeedSequence(seed, spawn_key=(point, replicate, 1))` and only the observations left
+    after its dropout.
     """
     if not isinstance(study_file, (str, os.PathLike)):
         raise StudyError(f"study_file: expected the path of a study file, got {type(study_file).__name__}")
@@ -31,6 +34,8 @@ def replicate_data(study_file: str | os.PathLike, point: int, replicate: int) ->
     point = arguments.integer(point, "point", 0, len(points) - 1)
     replicate = arguments.integer(replicate, "replicate", 0, study.replicates - 1)
     plan = plan_point(study, points[point])
+    if plan.varying:
+        return plan.source.data_set(replicate).frame
     y = unit_responses(study, plan, point, np.array([replicate], dtype=np.int64))[0]
     frame = plan.layout.reset_index(drop=True).copy()
     frame[plan.design.formula.response] = y

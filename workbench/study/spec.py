@@ -3,7 +3,8 @@
 A study file has the tables ``[study]`` (``name``, ``seed``, ``replicates``, ``methods``),
 ``[model]`` (``formula``: the data-generating model), ``[layout]`` (see
 :mod:`workbench.simulation.layout`), ``[truth]`` (``beta``, ``sigma``, ``re.<group>.sd``,
-``re.<group>.corr``) and optionally ``[[analysis]]`` (the fitted models: ``name``, ``formula``,
+``re.<group>.corr``, optionally ``re.<group>.distribution`` and ``residual``; see
+:mod:`workbench.model.truth`) and optionally ``[[analysis]]`` (the fitted models: ``name``, ``formula``,
 ``methods``; without any, the generating model is fitted by ``[study] methods``), ``[grid]``
 (quoted dotted paths to lists of values), ``[execution]`` and ``[summary]``. Any mistake is
 reported as one `StudyError` line that starts with the key path.
@@ -28,7 +29,9 @@ import numpy as np
 from workbench.arguments import MAX_SEED
 from workbench.checks import Checker, key_path, show
 from workbench.errors import StudyError, TruthError, WorkbenchError
+from workbench.simulation.distributions import parse_distribution
 from workbench.simulation.layout import validate_layout
+from workbench.simulation.residuals import parse_residuals
 
 __all__ = [
     "METHODS",
@@ -206,10 +209,14 @@ def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
 
 
 def validate_truth(truth: Any, prefix: str = "truth") -> None:
-    """Check the shape of a truth table (types and ranges); raise `TruthError` naming the key."""
+    """Check the shape of a truth table (types and ranges); raise `TruthError` naming the key.
+
+    ``re.<group>.distribution`` and ``residual`` are checked by the same functions as in
+    `workbench.model.truth.truth_to_parameters`, so both give the same messages.
+    """
     check = Checker(TruthError)
     truth = check.table(truth, prefix)
-    check.keys(truth, prefix, ("beta", "sigma"), ("re",))
+    check.keys(truth, prefix, ("beta", "sigma"), ("re", "residual"))
     beta_path = key_path(prefix, "beta")
     for name, value in check.table(truth["beta"], beta_path).items():
         check.number(value, key_path(beta_path, name))
@@ -217,12 +224,16 @@ def validate_truth(truth: Any, prefix: str = "truth") -> None:
     re_path = key_path(prefix, "re")
     for group, term in check.table(truth.get("re", {}), re_path).items():
         _check_term(check, term, key_path(re_path, group))
+    if "residual" in truth:
+        parse_residuals(truth["residual"], key_path(prefix, "residual"))
 
 
 def _check_term(check: Checker, term: Any, path: str) -> None:
-    """Check one grouping factor's SDs and correlations."""
+    """Check one grouping factor's SDs, correlations and distribution."""
     term = check.table(term, path)
-    check.keys(term, path, ("sd",), ("corr",))
+    check.keys(term, path, ("sd",), ("corr", "distribution"))
+    if "distribution" in term:
+        parse_distribution(term["distribution"], key_path(path, "distribution"))
     sd_path, corr_path = key_path(path, "sd"), key_path(path, "corr")
     sd = check.table(term["sd"], sd_path)
     if not sd:

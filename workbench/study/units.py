@@ -1,8 +1,10 @@
 """A unit of work: one chunk of replicates of one design point, simulated once and fitted by every analysis.
 
 A unit's data sets are drawn from the replicates' own seeds (`SeedSequence(seed,
-spawn_key=(point, replicate))`), so its results do not depend on which units ran before it,
-where, or in which order; every analysis and method sees the same data sets.
+spawn_key=(point, replicate))`, and ``(point, replicate, 1)`` for a layout redrawn per
+replicate), so its results do not depend on which units ran before it, where, or in which
+order; every analysis and method sees the same data sets. Data sets whose rows vary are made
+and fitted by `workbench.study.varying`.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from threadpoolctl import ThreadpoolController
 from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
 from workbench.kernels.montecarlo import fit_chunk, simulate_chunk
 from workbench.kernels.status import NOT_RUN
-from workbench.simulation.simulate import draw_normals
+from workbench.simulation.simulate import draw_standardised
 from workbench.study.plan import PointPlan
 from workbench.study.spec import Study
 from workbench.study.store import PER_FIT
+from workbench.study.varying import fit_varying
 
 __all__ = ["compute_unit", "unit_replicates", "unit_responses"]
 
@@ -41,8 +44,8 @@ def unit_replicates(study: Study, chunk: int, chunk_size: int) -> np.ndarray:
 
 
 def unit_responses(study: Study, plan: PointPlan, point: int, replicates: np.ndarray) -> np.ndarray:
-    """The simulated responses (len(replicates), n) of the given replicates of a point."""
-    normals = draw_normals(study.seed, point, replicates, plan.simulation.size)
+    """The simulated responses (len(replicates), n) of the given replicates of a point whose layout is fixed."""
+    normals = draw_standardised(study.seed, point, replicates, plan.draws)
     ys = np.empty((len(replicates), plan.design.n))
     simulate_chunk(plan.simulation, normals, ys)
     return ys
@@ -69,6 +72,9 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
     # replicates run in parallel already: BLAS threads inside each (large trailing blocks
     # call LAPACK) would only compete with them, several times slower
     with _blas().limit(limits=1, user_api="blas"):
+        if plan.varying:
+            fit_varying(plan, replicates, results)
+            return {name: values.astype(PER_FIT[name][1]) for name, values in results.items()}
         ys = unit_responses(study, plan, point, replicates)
         first = 0
         for analysis in plan.analyses:
