@@ -71,7 +71,7 @@ def load_results(directory: str | Path) -> Results:
             raise ReportError(f"{directory}: no replicate has finished yet")
     if summary_path.exists():
         try:
-            with xr.open_dataset(summary_path, engine="scipy") as stored:
+            with xr.open_dataset(summary_path, engine="h5netcdf") as stored:
                 summary = stored.load()
         except (OSError, ValueError) as exc:
             raise ReportError(f"{summary_path}: cannot read: {' '.join(str(exc).split())}") from None
