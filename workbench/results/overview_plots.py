@@ -65,8 +65,8 @@ def lolly_figure(summary: xr.Dataset, design: DesignAxis, param: str, subset: st
         Line2D([], [], color="0.4", lw=3, alpha=0.35, label="± 1.96 MCSE"),
         Line2D([], [], color="0.4", lw=0.8, ls="--", label=f"reference (0; nominal {level:g})"),
     ]
-    legend(fig, handles)
-    fig.suptitle(param, fontsize=FONT + 2)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=FONT, frameon=False)
+    fig.suptitle(f"{param} at every design point, by analysis", fontsize=FONT + 2)
     return fig
 
 

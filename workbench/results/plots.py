@@ -5,8 +5,8 @@ drawing a report opens no window and leaves no global state behind. Design point
 along x in the order of the study (first grid factor slowest); with several grid factors
 a nested-loop strip (Rücker & Schwarzer 2014, BMC Med Res Methodol 14:129) under each
 column of panels shows the factor levels of every point. Legends sit inside the figure,
-above the panels, in as many rows as their entries need; figures are saved with a tight
-bounding box, so that nothing drawn is clipped. The figures that need the raw replicates
+above the panels, in as many rows as their entries need (constrained layout makes room for
+them and for every label, so that nothing drawn is clipped). The figures that need the raw replicates
 are in `workbench.results.raw_plots`, the overviews in `workbench.results.overview_plots`.
 """
 
@@ -31,8 +31,8 @@ MARKERS = {"ML": "o", "REML": "s"}
 # analysis models after the first are told apart by their markers
 MODEL_MARKERS = ("^", "D", "v", "P", "X", "<", ">")
 Z95 = float(ndtri(0.975))
-# Space a legend entry needs (inches), to choose the columns of a legend.
-_LEGEND_ENTRY_WIDTH = 2.4
+# Width of a legend entry (inches): its marker and padding, and per character of its label.
+_LEGEND_ENTRY_PAD, _LEGEND_CHARACTER = 0.55, 0.062
 FONT = 8
 
 
@@ -60,7 +60,7 @@ def save(fig: Figure, directory: Path, name: str, svg: bool, stamp: dict[str, st
     `stamp` is kept as text chunks of the PNG (e.g. what results it was drawn from).
     """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.08)
+    fig.savefig(buffer, format="png", dpi=DPI)
     info = PngImagePlugin.PngInfo()
     for key, value in (stamp or {}).items():
         info.add_text(key, value)
@@ -69,7 +69,9 @@ def save(fig: Figure, directory: Path, name: str, svg: bool, stamp: dict[str, st
         palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         palette.save(directory / f"{name}.png", optimize=True, pnginfo=info)
     if svg:
-        fig.savefig(directory / f"{name}.svg", bbox_inches="tight", pad_inches=0.08)
+        fig.savefig(directory / f"{name}.svg")
+    else:
+        (directory / f"{name}.svg").unlink(missing_ok=True)  # an earlier drawing's
     return f"{name}.png"
 
 
@@ -180,7 +182,8 @@ def shares_figure(summary: xr.Dataset, design: DesignAxis) -> Figure:
 
 def legend(fig: Figure, handles: list) -> None:
     """The figure's legend above its panels, inside the figure, in as many rows as its entries need."""
-    ncols = max(1, min(len(handles), int(fig.get_figwidth() // _LEGEND_ENTRY_WIDTH)))
+    widest = max(_LEGEND_ENTRY_PAD + _LEGEND_CHARACTER * len(handle.get_label()) for handle in handles)
+    ncols = max(1, min(len(handles), int(fig.get_figwidth() // widest)))
     fig.legend(handles=handles, loc="outside upper center", ncols=ncols, fontsize=FONT, frameon=False)
 
 

@@ -192,27 +192,28 @@ def scatter_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figure:
     Both analyses fitted the same data set in each replicate (rsimsum's estimate-vs-estimate plot).
     """
     pairs = pairs_of(raw, param)
-    columns = len(pairs)
-    fig = Figure(figsize=(max(2.9 * columns, 5.5), 2.8 * design.npoints + 0.6), layout="constrained")
-    for point in range(design.npoints):
+    cells = [(point, pair) for point in range(design.npoints) for pair in pairs]
+    columns = min(len(cells), max(4, len(pairs)))
+    rows = -(-len(cells) // columns)
+    fig = Figure(figsize=(max(2.7 * columns, 5.5), 2.7 * rows + 0.6), layout="constrained")
+    for index, (point, (first, second)) in enumerate(cells):
         truth = float(raw["truth"].sel({"param": param}).values[point])
-        for j, (first, second) in enumerate(pairs):
-            ax = fig.add_subplot(design.npoints, columns, point * columns + j + 1)
-            x, y = _fits(raw, point, first, param)["estimate"], _fits(raw, point, second, param)["estimate"]
-            both = np.isfinite(x) & np.isfinite(y)
-            x, y = x[both], y[both]
-            if len(x) > _SCATTER_POINTS:
-                x, y = x[:_SCATTER_POINTS], y[:_SCATTER_POINTS]
-            ax.plot(x, y, ".", color=style(raw, second)[0], ms=2.5, alpha=0.5, rasterized=True)
-            ends = np.quantile(np.concatenate([x, y, [truth]]), [0.0, 1.0]) if len(x) else np.array([truth - 1, truth + 1])
-            ax.plot(ends, ends, color="k", lw=0.8, ls="--")
-            ax.axvline(truth, color="0.6", lw=0.6)
-            ax.axhline(truth, color="0.6", lw=0.6)
-            ax.set_xlabel(first, fontsize=FONT)
-            ax.set_ylabel(second, fontsize=FONT)
-            ax.set_title(design.title(point, 40), fontsize=FONT)
-            ax.tick_params(labelsize=FONT - 1)
-            ax.locator_params(nbins=4)
+        ax = fig.add_subplot(rows, columns, index + 1)
+        x, y = _fits(raw, point, first, param)["estimate"], _fits(raw, point, second, param)["estimate"]
+        both = np.isfinite(x) & np.isfinite(y)
+        x, y = x[both], y[both]
+        if len(x) > _SCATTER_POINTS:
+            x, y = x[:_SCATTER_POINTS], y[:_SCATTER_POINTS]
+        ax.plot(x, y, ".", color=style(raw, second)[0], ms=2.5, alpha=0.5, rasterized=True)
+        ends = np.quantile(np.concatenate([x, y, [truth]]), [0.0, 1.0]) if len(x) else np.array([truth - 1, truth + 1])
+        ax.plot(ends, ends, color="k", lw=0.8, ls="--")
+        ax.axvline(truth, color="0.6", lw=0.6)
+        ax.axhline(truth, color="0.6", lw=0.6)
+        ax.set_xlabel(first, fontsize=FONT)
+        ax.set_ylabel(second, fontsize=FONT)
+        ax.set_title(design.title(point, 40), fontsize=FONT)
+        ax.tick_params(labelsize=FONT - 1)
+        ax.locator_params(nbins=4)
     legend(
         fig,
         [
