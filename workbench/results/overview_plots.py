@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from workbench.results.plots import (
-    COLORS, FONT, MARKERS, Z95, DesignAxis, analysis_handles, legend, offsets, panels, style, with_bars,
+    COLORS, FONT, MARKERS, Z95, DesignAxis, analysis_handles, legend, offsets, panels, style, value_text, with_bars,
 )
 
 # (measure, title, scale, reference: None for the nominal level)
@@ -35,9 +35,13 @@ def lolly_figure(summary: xr.Dataset, design: DesignAxis, param: str, subset: st
     analyses = [str(a) for a in summary["analysis"].values]
     rows = [(point, analysis) for point in range(design.npoints) for analysis in analyses]
     y = np.arange(len(rows))[::-1].astype(float)
-    labels = [f"{design.title(point, 1000)} · {analysis}" for point, analysis in rows]
-    label_width = min(max(len(text) for text in labels), 60)
-    labels = [textwrap.shorten(text, 60, placeholder="…") for text in labels]
+    # "point: factor values · analysis", the factors named in the axis label
+    labels = [
+        f"{point}: {', '.join(value_text(values[point]) for values in design.values)} · {analysis}"
+        if design.labels else analysis
+        for point, analysis in rows
+    ]
+    label_width = max(len(text) for text in labels)
     width = 3.0 * len(LOLLY_MEASURES) + 0.065 * label_width
     fig = Figure(figsize=(max(width, 7.0), 0.24 * len(rows) + 1.3), layout="constrained")
     axes = fig.subplots(1, len(LOLLY_MEASURES), sharey=True)
@@ -59,6 +63,9 @@ def lolly_figure(summary: xr.Dataset, design: DesignAxis, param: str, subset: st
         ax.grid(axis="x", color="0.92", lw=0.6)
         ax.set_axisbelow(True)
     axes[0].set_yticks(y, labels, fontsize=FONT - 1)
+    if design.labels:
+        names = textwrap.fill(f"point: {', '.join(design.labels)} · analysis", 60)
+        axes[0].set_ylabel(names, fontsize=FONT)
     axes[0].set_ylim(-0.7, len(rows) - 0.3)
     handles = analysis_handles(summary, "")
     handles += [

@@ -97,7 +97,7 @@ def measure_figure(
 
     `scale` multiplies values and MCSEs (100 for percentages); `reference` is drawn as a grey line.
     """
-    fig, cells = model_panels(summary, design, params)
+    fig, cells = model_panels(summary, design, params, measure)
     for ax, title, param, analyses in cells:
         if reference is not None:
             ax.axhline(reference, color="0.5", lw=0.8)
@@ -112,7 +112,7 @@ def measure_figure(
 
 def se_figure(summary: xr.Dataset, design: DesignAxis, params: list[str], subset: str = "all") -> Figure:
     """Empirical SE (filled) beside the mean model SE (open) per point and analysis, ±1.96 MCSE bars."""
-    fig, cells = model_panels(summary, design, params)
+    fig, cells = model_panels(summary, design, params, "empse")
     for ax, title, param, analyses in cells:
         shifts = offsets(2 * len(analyses))
         for k, analysis in enumerate(analyses):
@@ -134,28 +134,29 @@ def se_figure(summary: xr.Dataset, design: DesignAxis, params: list[str], subset
 def coverage_figure(summary: xr.Dataset, design: DesignAxis, params: list[str], subset: str = "all") -> Figure:
     """Wald coverage per point and analysis with ±1.96 MCSE bars, the nominal level and its Monte Carlo band.
 
-    Every panel has the same y axis, so that coverage reads alike across parameters.
+    Every panel of an analysis model has the same y axis, so that coverage reads alike across parameters.
     """
     level = float(summary.attrs.get("level", 0.95))
-    fig, cells = model_panels(summary, design, params)
-    low = level
+    fig, cells = model_panels(summary, design, params, "coverage")
+    low: dict[tuple, float] = {}  # per analysis model
     for ax, title, param, analyses in cells:
         # The band: where a method with exactly nominal coverage lands 95% of the time.
         n = summary["n_with_se"].sel({"param": param, "subset": subset, "analysis": analyses}).max("analysis").values
         half = Z95 * np.sqrt(level * (1 - level) / np.maximum(n, 1))
         ax.bar(design.x, 2 * half, bottom=level - half, width=1.0, color="0.85", linewidth=0)
         ax.axhline(level, color="0.3", lw=0.8, ls="--")
+        block = tuple(analyses)
+        low[block] = min(low.get(block, level), float(np.min(level - half)))
         for analysis, offset in zip(analyses, offsets(len(analyses))):
             cell = summary.sel({"analysis": analysis, "param": param, "subset": subset})
             with_bars(ax, design.x + offset, cell["coverage"], cell["coverage_mcse"], analysis, summary)
             lower = (cell["coverage"] - Z95 * cell["coverage_mcse"]).values
             if np.isfinite(lower).any():
-                low = min(low, float(np.nanmin(lower)), float(np.min(level - half)))
+                low[block] = min(low[block], float(np.nanmin(lower)))
         ax.set_title(title, fontsize=FONT + 1)
         ax.set_ylabel("coverage", fontsize=FONT)
-    bottom = max(0.0, np.floor(low * 20) / 20 - 0.01)
-    for ax, *_ in cells:
-        ax.set_ylim(bottom, 1.005)
+    for ax, _, _, analyses in cells:
+        ax.set_ylim(max(0.0, np.floor(low[tuple(analyses)] * 20) / 20 - 0.01), 1.005)
     handles = analysis_handles(summary, " ± 1.96 MCSE")
     handles += [
         Line2D([], [], color="0.3", lw=0.8, ls="--", label=f"nominal {level:g}"),
@@ -265,7 +266,7 @@ def nested_loop_strip(ax, design: DesignAxis) -> None:
     ax.set_ylim(0, nfactors)
     ax.set_yticks([])
     ax.set_xticks(design.x if design.npoints <= 30 else ax.get_xticks())
-    ax.set_xlabel("design point (each line steps up through its factor's levels, as listed)", fontsize=FONT)
+    ax.set_xlabel("design point", fontsize=FONT)
     ax.tick_params(labelsize=FONT - 1)
     for spine in ("top", "right", "left"):
         ax.spines[spine].set_visible(False)
@@ -283,19 +284,34 @@ def style(data: xr.Dataset | None, analysis: str) -> tuple[str, str]:
     return COLORS.get(estimator, "0.3"), marker
 
 
-def model_panels(summary: xr.Dataset, design: DesignAxis, params: list[str]):
-    """Panels of every parameter, a block of rows per analysis model; yields (axis, title, param, analyses)."""
+def model_panels(summary: xr.Dataset, design: DesignAxis, params: list[str], measure: str):
+    """Panels of the parameters, a block of rows per analysis model; returns the figure and (axis, title, param, analyses).
+
+    A model's block has the parameters of `params` that its analyses have a finite `measure` of
+    (a model without a random slope has no panel for its variance), so blocks differ in size.
+    """
     models = list(dict.fromkeys(str(m) for m in summary["analysis_model"].values))
-    ncols = 1 if len(params) <= 5 else 2 if len(params) <= 12 else 3
-    per_model = -(-len(params) // ncols) * ncols
-    blank = {i * per_model + j for i in range(len(models)) for j in range(len(params), per_model)}
-    fig, axes = panels(per_model * len(models), design, ncols=ncols, blank=blank)
-    cells = []
-    for i, model in enumerate(models):
+    blocks = []
+    for model in models:
         analyses = [str(a) for a, m in zip(summary["analysis"].values, summary["analysis_model"].values) if m == model]
-        for j, param in enumerate(params):
+        values = summary[measure].sel({"analysis": analyses, "subset": "all"})
+        mine = [p for p in params if np.isfinite(values.sel({"param": p})).any()]
+        blocks.append((model, analyses, mine))
+    widest = max(len(mine) for _, _, mine in blocks) if blocks else 0
+    ncols = 1 if widest <= 5 else 2 if widest <= 12 else 3
+    layout, cells, index = [], [], 0
+    for model, analyses, mine in blocks:
+        rows = -(-len(mine) // ncols)
+        layout.append((index, mine, analyses, model))
+        index += rows * ncols
+    blank = set(range(index))
+    for start, mine, _, _ in layout:
+        blank -= set(range(start, start + len(mine)))
+    fig, axes = panels(max(index, 1), design, ncols=ncols, blank=blank)
+    for start, mine, analyses, model in layout:
+        for j, param in enumerate(mine):
             title = f"{model}: {param}" if model else param
-            cells.append((axes[i * per_model + j], title, param, analyses))
+            cells.append((axes[start + j], title, param, analyses))
     return fig, cells
 
 

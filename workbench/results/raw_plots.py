@@ -193,7 +193,7 @@ def scatter_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figure:
     """
     pairs = pairs_of(raw, param)
     cells = [(point, pair) for point in range(design.npoints) for pair in pairs]
-    columns = min(len(cells), max(4, len(pairs)))
+    columns = len(pairs) if len(pairs) > 1 else min(len(cells), 4)  # a row per point when there are several pairs
     rows = -(-len(cells) // columns)
     fig = Figure(figsize=(max(2.7 * columns, 5.5), 2.7 * rows + 0.6), layout="constrained")
     for index, (point, (first, second)) in enumerate(cells):

@@ -233,7 +233,10 @@ def _figures(results: Results, param: str, folder: Path, svg: bool) -> list[str]
     def save(fig, name):
         return plots.save(fig, folder, name, svg)
 
-    strip = " The strip under the panels marks each point's grid factor levels (a nested-loop plot)." if nested else ""
+    strip = (
+        " The strip under the panels marks each point's grid factor levels (a nested-loop plot): each line steps "
+        "up through its factor's levels, in the order listed above it." if nested else ""
+    )
     lacking = [p for p in params if p not in relative]
     relative_note = (
         f" Parameters whose truth is 0 at every point have no relative bias: {', '.join(lacking)} (see the bias)."

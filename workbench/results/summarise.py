@@ -277,14 +277,16 @@ def format_table(summary: xr.Dataset, point=None, subset: str = "all", wide: boo
     )
 
 
-# (variable, column title, scale of value and MCSE)
+# (variable, column title, scale of value and MCSE); the compact table gives the SEs without
+# their MCSEs (rounded to them), so that it fits 100 columns.
 _COMPACT = (
     ("bias", "bias", 1),
     ("relbias", "rel. bias %", 100),
-    ("empse", "emp. SE", 1),
-    ("modelse", "model SE", 1),
+    ("empse", "emp. SE*", 1),
+    ("modelse", "model SE*", 1),
     ("coverage", "coverage", 1),
 )
+_WITHOUT_MCSE = ("empse", "modelse")
 _WIDE = (
     ("bias", "bias", 1),
     ("relbias", "rel. bias %", 100),
@@ -300,8 +302,9 @@ TABLE_WIDTH = 100
 def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool) -> str:
     """Heading (the point's grid factor values, fit shares) and table of one design point."""
 
-    def text(name: str, index: dict, scale: float = 1) -> str:
-        return _with_mcse(scale * cell[name].sel(index), scale * cell[f"{name}_mcse"].sel(index))
+    def text(name: str, index: dict, scale: float = 1, mcse: bool = True) -> str:
+        shown = _with_mcse(scale * cell[name].sel(index), scale * cell[f"{name}_mcse"].sel(index))
+        return shown if mcse else shown.split(" (")[0]
 
     settings = ", ".join(f"{name} = {_plain(cell[name].values)}" for name in factors)
     heading = f"point {_plain(cell['point'].values)}" + (f": {settings}" if settings else "")
@@ -311,10 +314,11 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool)
         shares = ", ".join(f"{m} {text(name, {'analysis': m})}" for m in analyses)
         lines += textwrap.wrap(f"{title}: {shares}", TABLE_WIDTH, subsequent_indent="  ")
     level = cell.attrs.get("level", 0.95)
-    lines.append(
-        f"{int(cell['n_done'].values)} replicates finished; subset {subset}; estimate (MCSE); "
-        f"coverage of {level:.0%} Wald intervals"
+    note = (
+        f"{int(cell['n_done'].values)} replicates; subset {subset}; estimate (MCSE)"
+        f"{'' if wide else ', * without it'}; coverage of {level:.0%} Wald intervals"
     )
+    lines += textwrap.wrap(note, TABLE_WIDTH, subsequent_indent="  ")
     columns = _WIDE if wide else _COMPACT
     params = [str(p) for p in cell["param"].values]
     if wide:
@@ -331,7 +335,10 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool)
     for param in params:
         titles[len(rows)] = f"{param}, truth {_plain(cell['truth'].sel(param=param).values)}"
         for m in analyses:
-            rows.append([f"  {m}"] + [text(name, {"analysis": m, "param": param}, scale) for name, _, scale in columns])
+            rows.append(
+                [f"  {m}"]
+                + [text(name, {"analysis": m, "param": param}, scale, name not in _WITHOUT_MCSE) for name, _, scale in columns]
+            )
     table = _aligned(header, rows, left=1)
     body = [table[0]]
     for i, line in enumerate(table[1:]):
