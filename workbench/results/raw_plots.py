@@ -187,39 +187,56 @@ def pairs_of(raw: xr.Dataset, param: str) -> list[tuple[str, str]]:
 
 
 def scatter_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figure:
-    """Estimates of `param` by one analysis against another's, replicate by replicate, per point; y = x dashed.
+    """Estimates of `param` by one analysis against another's, replicate by replicate, per point, and their differences.
 
-    Both analyses fitted the same data set in each replicate (rsimsum's estimate-vs-estimate plot).
+    Both analyses fitted the same data set in each replicate. For each pair, the left panel is
+    rsimsum's estimate-vs-estimate scatter (y = x dashed), the right one its Bland–Altman
+    plot: the difference against the mean of the two estimates, with the mean difference
+    and its 95% limits of agreement (mean ± 1.96 SD).
     """
     pairs = pairs_of(raw, param)
     cells = [(point, pair) for point in range(design.npoints) for pair in pairs]
-    columns = len(pairs) if len(pairs) > 1 else min(len(cells), 4)  # a row per point when there are several pairs
-    rows = -(-len(cells) // columns)
-    fig = Figure(figsize=(max(2.7 * columns, 5.5), 2.7 * rows + 0.6), layout="constrained")
+    # a row per point when there are several pairs
+    per_row = len(pairs) if len(pairs) > 1 else min(len(cells), 2)
+    columns, rows = 2 * per_row, -(-len(cells) // per_row)
+    fig = Figure(figsize=(max(2.6 * columns, 5.5), 2.6 * rows + 0.7), layout="constrained")
     for index, (point, (first, second)) in enumerate(cells):
         truth = float(raw["truth"].sel({"param": param}).values[point])
-        ax = fig.add_subplot(rows, columns, index + 1)
         x, y = _fits(raw, point, first, param)["estimate"], _fits(raw, point, second, param)["estimate"]
         both = np.isfinite(x) & np.isfinite(y)
-        x, y = x[both], y[both]
-        if len(x) > _SCATTER_POINTS:
-            x, y = x[:_SCATTER_POINTS], y[:_SCATTER_POINTS]
-        ax.plot(x, y, ".", color=style(raw, second)[0], ms=2.5, alpha=0.5, rasterized=True)
+        x, y = x[both][:_SCATTER_POINTS], y[both][:_SCATTER_POINTS]
+        color = style(raw, second)[0]
+        scatter = fig.add_subplot(rows, columns, 2 * index + 1)
+        scatter.plot(x, y, ".", color=color, ms=2.5, alpha=0.5, rasterized=True)
         ends = np.quantile(np.concatenate([x, y, [truth]]), [0.0, 1.0]) if len(x) else np.array([truth - 1, truth + 1])
-        ax.plot(ends, ends, color="k", lw=0.8, ls="--")
-        ax.axvline(truth, color="0.6", lw=0.6)
-        ax.axhline(truth, color="0.6", lw=0.6)
-        ax.set_xlabel(first, fontsize=FONT)
-        ax.set_ylabel(second, fontsize=FONT)
-        ax.set_title(design.title(point, 40), fontsize=FONT)
-        ax.tick_params(labelsize=FONT - 1)
-        ax.locator_params(nbins=4)
+        scatter.plot(ends, ends, color="k", lw=0.8, ls="--")
+        scatter.axvline(truth, color="0.6", lw=0.6)
+        scatter.axhline(truth, color="0.6", lw=0.6)
+        scatter.set_xlabel(first, fontsize=FONT)
+        scatter.set_ylabel(second, fontsize=FONT)
+        difference = fig.add_subplot(rows, columns, 2 * index + 2)
+        mean, gap = (x + y) / 2, y - x
+        difference.plot(mean, gap, ".", color=color, ms=2.5, alpha=0.5, rasterized=True)
+        if len(gap) > 1:
+            centre, spread = gap.mean(), gap.std(ddof=1)
+            difference.axhline(centre, color="k", lw=0.9)
+            for edge in (centre - Z95 * spread, centre + Z95 * spread):
+                difference.axhline(edge, color="k", lw=0.8, ls=":")
+        difference.axhline(0, color="0.6", lw=0.6)
+        difference.set_xlabel("mean of the two", fontsize=FONT)
+        difference.set_ylabel(f"{second} − {first}", fontsize=FONT)
+        for ax in (scatter, difference):
+            ax.set_title(design.title(point, 40), fontsize=FONT)
+            ax.tick_params(labelsize=FONT - 1)
+            ax.locator_params(nbins=4)
     legend(
         fig,
         [
             Line2D([], [], color="0.3", marker=".", lw=0, label=f"estimates of {param}, one per replicate"),
             Line2D([], [], color="k", lw=0.8, ls="--", label="equal estimates"),
-            Line2D([], [], color="0.6", lw=0.6, label="truth"),
+            Line2D([], [], color="0.6", lw=0.6, label="truth (left), no difference (right)"),
+            Line2D([], [], color="k", lw=0.9, label="mean difference"),
+            Line2D([], [], color="k", lw=0.8, ls=":", label="± 1.96 SD of the differences"),
         ],
     )
     return fig

@@ -300,8 +300,8 @@ def _time_section(results: Results, folder: Path, svg: bool) -> str:
     return (
         f"## Run time\n\n![Processor time per fit]({figure})\n\n"
         "Processor time per fit: each chunk's wall time shared out over its fits and the threads that ran them "
-        "(drawing the data sets included). Times differ from machine to machine and run to run; they are kept "
-        "in `timing.nc`, apart from the summary.\n\n" + _markdown(header, rows)
+        "(drawing the data sets included; the first units of a run also load the compiled kernels). Times differ "
+        "from machine to machine and run to run; they are kept in `timing.nc`, apart from the summary.\n\n" + _markdown(header, rows)
     )
 
 
@@ -359,8 +359,10 @@ def _raw_sections(results: Results, param: str, folder: Path, svg: bool, level: 
         sections.append(
             f"## Estimates of {param}, analysis against analysis\n\n"
             f"![Estimates of {param} by one analysis against another]({drawn['scatter']})\n\n"
-            "Each dot is one replicate: the estimate of one analysis against another's on the same data set "
-            "(at most 2000 replicates per panel); dashed: equal estimates; grey lines: the truth."
+            "Each dot is one replicate (at most 2000 per panel): on the left the estimate of one analysis against "
+            "another's on the same data set (dashed: equal estimates; grey: the truth); on the right their "
+            "difference against their mean (a Bland–Altman plot), with the mean difference and ±1.96 SD of the "
+            "differences."
         )
     skipped = [name for name in RAW_FIGURES if name not in drawn and not (name == "scatter" and pairs == [])]
     if skipped:
