@@ -183,3 +183,13 @@ def test_the_default_table_fits_100_columns_and_wide_has_every_measure(tmp_path,
     wide = capsys.readouterr().out
     for title in ("bias", "rel. bias %", "emp. SE", "model SE", "rel. error model SE %", "RMSE", "coverage"):
         assert title in wide.splitlines()[4]
+
+
+def test_open_with_grid_with_a_single_factor(tmp_path):
+    path = write(tmp_path, replicates=2, chunk_size=2)
+    assert run(path, tmp_path / "out") == 0
+    summary = wr.open(tmp_path / "out", grid=True)
+    assert summary["bias"].dims == ("subjects", "analysis", "param", "subset")
+    assert summary.point.values.tolist() == [0, 1] and summary.subjects.values.tolist() == [8, 12]
+    flat = xr.open_dataset(tmp_path / "out" / "summary.nc").swap_dims(point="subjects")
+    xr.testing.assert_identical(flat.load(), summary)

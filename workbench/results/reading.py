@@ -1,10 +1,11 @@
 """Open a study's results as xarray datasets, optionally with the grid factors as dimensions.
 
-The summary is a netCDF4 file; any netCDF4 reader opens it, e.g. in one line with the grid
-factors as real dimensions::
+The summary is a netCDF4 file; any netCDF4 reader opens it. With xarray alone, the grid
+factors become real dimensions in one line::
 
-    ds = xr.open_dataset("results/slopes/summary.nc")
-    ds = ds.set_index(point=ds.attrs["grid_factors"].split()).unstack("point")
+    ds = xr.open_dataset("results/validation_oneway/summary.nc")
+    ds = ds.set_index(point=ds.attrs["grid_factors"].split()).unstack("point")   # several factors
+    ds = xr.open_dataset("results/slopes/summary.nc").swap_dims(point="subjects")  # one factor
 
 `open_results(DIR, grid=True)` (``workbench.results.open``) does the same, and also opens the
 raw replicates (``raw=True``).
@@ -61,6 +62,8 @@ def on_grid(data: xr.Dataset) -> xr.Dataset:
     factors = factor_names(data)
     if not factors:
         return data
+    if len(factors) == 1:  # a single factor: no MultiIndex to unstack, the factor takes the point's place
+        return data.swap_dims({"point": factors[0]})
     followers = [name for name in data.coords if data[name].attrs.get("grid_dimension") in factors]
     numbered = data.drop_vars(followers).assign_coords(design_point=("point", data["point"].values, data["point"].attrs))
     shaped = numbered.set_index(point=factors).unstack("point").rename_vars(design_point="point")
