@@ -132,7 +132,8 @@ def test_grid_coordinate_names():
     assert coords["times"][0].tolist() == ["[0, 1]", "[0, 1, 2]"]
     assert coords["sd_g_b"][1]["grid_dimension"] == "sd_g_a"
     # tables that no single leaf tells apart are numbered
-    coords, dimensions = grid_coordinates({"truth.re.g.sd": [{"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 1.0}]})
+    tables = [{"a": 1.0, "b": 1.0}, {"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 1.0}]
+    coords, dimensions = grid_coordinates({"truth.re.g.sd": tables})
     assert dimensions == ["sd_g_level"] and coords["sd_g_level"][0].tolist() == [0, 1, 2]
 
 

@@ -68,7 +68,10 @@ _MEASURE_NAMES = {
     "singular_share": ("share of singular fits among the finished replicates", "1"),
 }
 SUMMARY = {
-    **{key: RAW[key] for key in ("point", "analysis", "analysis_model", "estimator", "param", "kind", "group", "effect", "scale", "truth")},
+    **{
+        key: RAW[key]
+        for key in ("point", "analysis", "analysis_model", "estimator", "param", "kind", "group", "effect", "scale", "truth")
+    },
     **_MEASURE_NAMES,
     **{f"{name}_mcse": (f"Monte Carlo SE of the {name}", units) for name, (_, units) in _MEASURE_NAMES.items()},
     "subset": ("replicates summarised: all (finite estimates) or converged (converged fits only)", None),

@@ -118,7 +118,8 @@ def se_figure(summary: xr.Dataset, design: DesignAxis, params: list[str], subset
         for k, analysis in enumerate(analyses):
             cell = summary.sel({"analysis": analysis, "param": param, "subset": subset})
             with_bars(ax, design.x + shifts[2 * k], cell["empse"], cell["empse_mcse"], analysis, summary)
-            with_bars(ax, design.x + shifts[2 * k + 1], cell["modelse"], cell["modelse_mcse"], analysis, summary, hollow=True)
+            model_x = design.x + shifts[2 * k + 1]
+            with_bars(ax, model_x, cell["modelse"], cell["modelse_mcse"], analysis, summary, hollow=True)
         ax.set_title(title, fontsize=FONT + 1)
         ax.set_ylabel("standard error", fontsize=FONT)
     handles = analysis_handles(summary, "")

@@ -123,7 +123,8 @@ def summary_digest(summary: xr.Dataset) -> str:
     for name in sorted(summary.variables):
         digest.update(name.encode())
         values = np.asarray(summary[name].values)
-        digest.update(values.astype(str).tobytes() if values.dtype.kind in "OUT" else np.ascontiguousarray(values).tobytes())
+        text = values.dtype.kind in "OUT"
+        digest.update(values.astype(str).tobytes() if text else np.ascontiguousarray(values).tobytes())
     return digest.hexdigest()[:20]
 
 
@@ -256,9 +257,9 @@ def _figures(results: Results, param: str, folder: Path, svg: bool) -> list[str]
         f"## Bias\n\n![Bias of every parameter]({bias})\n\nMean estimate minus truth, in the parameter's units; "
         "bars ±1.96 MCSE." + strip,
         f"## Coverage\n\n![Coverage of the Wald intervals]({coverage})\n\n"
-        "Share of Wald intervals estimate ± z·SE that contain the truth, on one axis for every parameter; bars ±1.96 "
-        f"MCSE. Dashed: the nominal {level:g}; grey band: where a method with exactly nominal coverage falls 95% of "
-        f"the time, {level:g} ± 1.96·sqrt({level:g}·{1 - level:g}/n).",
+        "Share of Wald intervals estimate ± z·SE that contain the truth, on one axis for every parameter of an "
+        f"analysis model; bars ±1.96 MCSE. Dashed: the nominal {level:g}; grey band: where a method with exactly "
+        f"nominal coverage falls 95% of the time, {level:g} ± 1.96·sqrt({level:g}·{1 - level:g}/n).",
         f"## Empirical and model SE\n\n![Empirical and model standard errors]({errors})\n\n"
         "Filled: the empirical SE (the SD of the estimates); open: the model SE (root mean of the squared standard "
         "errors the fits report), each with ±1.96 MCSE bars. Model SEs above the empirical SE overstate the "
@@ -267,7 +268,7 @@ def _figures(results: Results, param: str, folder: Path, svg: bool) -> list[str]
         "variance) in the parameter's units; bars ±1.96 MCSE (delta method).",
         f"## Lolly plot of {param}\n\n![Lolly plot of {param}]({lolly})\n\n"
         f"Each row is one design point and analysis: relative bias, coverage and relative error of the model SE of "
-        "{param} as a stem from the reference value (0, or the nominal level), with ±1.96 MCSE bands. "
+        f"{param} as a stem from the reference value (0, or the nominal level), with ±1.96 MCSE bands. "
         "Choose another parameter with `--param`.",
     ]
     if nested:
@@ -278,7 +279,9 @@ def _figures(results: Results, param: str, folder: Path, svg: bool) -> list[str]
             "(first slowest), as step lines per analysis; the strip below marks each point's factor levels "
             "(Rücker & Schwarzer 2014)."
         )
-    sections.append(f"## Converged and singular fits\n\n![Shares of converged and singular fits]({shares})\n\n" + _shares_table(results))
+    sections.append(
+        f"## Converged and singular fits\n\n![Shares of converged and singular fits]({shares})\n\n" + _shares_table(results)
+    )
     sections.append(_time_section(results, folder, svg))
     sections += _raw_sections(results, param, folder, svg, level)
     return sections
@@ -301,7 +304,8 @@ def _time_section(results: Results, folder: Path, svg: bool) -> str:
         f"## Run time\n\n![Processor time per fit]({figure})\n\n"
         "Processor time per fit: each chunk's wall time shared out over its fits and the threads that ran them "
         "(drawing the data sets included; the first units of a run also load the compiled kernels). Times differ "
-        "from machine to machine and run to run; they are kept in `timing.nc`, apart from the summary.\n\n" + _markdown(header, rows)
+        "from machine to machine and run to run; they are kept in `timing.nc`, apart from the summary.\n\n"
+        + _markdown(header, rows)
     )
 
 

@@ -142,7 +142,8 @@ _RUN_ATTRS = ("created",)
 def _object_strings(variable: xr.Variable) -> xr.Variable:
     """Text as Python strings (object dtype), which every netCDF engine writes; other values unchanged."""
     if variable.dtype.kind in "OUT" or str(variable.dtype).startswith("StringDType"):
-        return xr.Variable(variable.dims, np.array([str(v) for v in np.ravel(variable.values)], dtype=object).reshape(variable.shape), variable.attrs)
+        text = np.array([str(v) for v in np.ravel(variable.values)], dtype=object).reshape(variable.shape)
+        return xr.Variable(variable.dims, text, variable.attrs)
     return variable
 
 
@@ -337,7 +338,10 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool)
         for m in analyses:
             rows.append(
                 [f"  {m}"]
-                + [text(name, {"analysis": m, "param": param}, scale, name not in _WITHOUT_MCSE) for name, _, scale in columns]
+                + [
+                    text(name, {"analysis": m, "param": param}, scale, name not in _WITHOUT_MCSE)
+                    for name, _, scale in columns
+                ]
             )
     table = _aligned(header, rows, left=1)
     body = [table[0]]
