@@ -285,6 +285,16 @@ def style(data: xr.Dataset | None, analysis: str) -> tuple[str, str]:
     return COLORS.get(estimator, "0.3"), marker
 
 
+def line_style(data: xr.Dataset, analysis: str) -> str:
+    """The line style of an analysis: solid for the first analysis model, then dashed, dotted, dash-dotted."""
+    if "analysis_model" not in data.coords:
+        return "-"
+    models = list(dict.fromkeys(str(m) for m in data["analysis_model"].values))
+    labels = [str(a) for a in data["analysis"].values]
+    model = models.index(str(data["analysis_model"].values[labels.index(analysis)]))
+    return ("-", "--", ":", "-.")[model % 4]
+
+
 def model_panels(summary: xr.Dataset, design: DesignAxis, params: list[str], measure: str):
     """Panels of the parameters, a block of rows per analysis model; returns the figure and (axis, title, param, analyses).
 

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from scipy.special import ndtri
 
 from workbench.kernels.montecarlo import SINGULAR_TOL
-from workbench.results.plots import FONT, Z95, DesignAxis, legend, offsets, style
+from workbench.results.plots import FONT, Z95, DesignAxis, legend, line_style, offsets, style
 
 # Estimates outside these quantiles are left out of the histograms, so that a few huge
 # estimates do not squeeze the bulk of the distribution into one bin.
@@ -133,7 +133,7 @@ def distribution_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figu
         for method, values in fits.items():
             count = max(len(values["estimate"]), 1)
             density = np.histogram(values["estimate"][~values["zero"]], bins=edges)[0] / (count * np.diff(edges))
-            ax.stairs(density, edges, color=style(raw, method)[0], lw=1.2)
+            ax.stairs(density, edges, color=style(raw, method)[0], lw=1.2, ls=line_style(raw, method))
         ax.axvline(truth, color="k", lw=1, ls="--")
         ax.set_title(design.title(point, 44), fontsize=FONT)
         ax.tick_params(labelsize=FONT - 1)
@@ -153,7 +153,10 @@ def distribution_figure(raw: xr.Dataset, design: DesignAxis, param: str) -> Figu
             share_axis.tick_params(labelsize=FONT - 1)
             if (point + 1) % columns == 0 or point == design.npoints - 1:
                 share_axis.set_ylabel("share at 0 (stems)", fontsize=FONT)
-    handles = [Line2D([], [], color=style(raw, m)[0], marker=style(raw, m)[1], lw=1.5, label=m) for m in methods]
+    handles = [
+        Line2D([], [], color=style(raw, m)[0], marker=style(raw, m)[1], ls=line_style(raw, m), lw=1.5, label=m)
+        for m in methods
+    ]
     handles.append(Line2D([], [], color="k", lw=1, ls="--", label="truth"))
     if spikes:
         handles.append(Line2D([], [], color="0.4", lw=2.5, label="share of estimates at 0 (right axis)"))
