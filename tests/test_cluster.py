@@ -201,7 +201,7 @@ def test_the_study_file_can_name_the_scheduler(tmp_path, address, local, capsys)
     assert in_background(main, argv).result(timeout=RUN_TIMEOUT) == 0
     assert_same_results(local, load(out))
     captured = capsys.readouterr()
-    assert "beta[time]" in captured.out and f"{2 * REPLICATES}/{2 * REPLICATES} replicates" in captured.out
+    assert "beta[time]" in captured.out and f"{2 * REPLICATES}/{2 * REPLICATES} replicates" in captured.err
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, processes, address, local):

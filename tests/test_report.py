@@ -12,7 +12,9 @@ from PIL import Image
 from studies import slopes_study
 from workbench import report as report_cli
 from workbench.results import report
-from workbench.results.plots import DesignAxis, at_zero, factor_label
+from workbench.results.metadata import label
+from workbench.results.plots import DesignAxis, stamp_of
+from workbench.results.raw_plots import at_zero
 from workbench.run import main as run_main
 
 STUDY = slopes_study(
@@ -23,7 +25,10 @@ STUDY = slopes_study(
     slope_sd=0.2,
     grid='"layout.subjects" = [6, 12]\n"truth.re.subject.sd.time" = [0.05, 0.5]',
 )
-FIGURES = ("bias", "coverage", "shares", "zip", "distribution")
+FIGURES = (
+    "relbias", "bias", "coverage", "se", "rmse", "lolly", "nested_loop", "shares", "time", "zip", "distribution", "scatter"
+)
+RAW_FIGURES = ("zip", "distribution", "scatter")
 
 
 def png_size(path):
@@ -61,6 +66,9 @@ def test_a_run_writes_the_report(out):
         with Image.open(folder / reference) as image:
             assert len(image.convert("RGB").getcolors(maxcolors=width * height)) > 20, "a drawing, not a blank"
     assert "Agreement with exact theory" not in text
+    # nothing in the folder that the report does not show
+    shown = set(re.findall(r"\]\(([^)]+)\.png\)", text))
+    assert {path.stem for path in folder.iterdir() if path.suffix in (".png", ".svg")} == shown
 
 
 def test_the_report_holds_the_summary_tables(out):
@@ -69,8 +77,10 @@ def test_the_report_holds_the_summary_tables(out):
     assert "## Design points" in text and "| point | subjects | sd[subject:time] | finished replicates |" in text
     headings = re.findall(r"^### point \d+: subjects=\d+, sd\[subject:time\]=[\d.]+$", text, flags=re.M)
     assert len(headings) == 4
-    assert "| parameter | truth | bias ML | bias REML |" in text
-    assert re.search(r"^\| var\[subject:time\] \| 0\.0025 \| ", text, flags=re.M)
+    header = "| parameter | truth | analysis | bias | rel. bias % | emp. SE | model SE | RMSE | coverage |"
+    assert text.count(header) == 4
+    assert re.search(r"^\| var\[subject:time\] \| 0\.0025 \| ML \| ", text, flags=re.M)
+    assert re.search(r"^\| var\[subject:time\] \| 0\.0025 \| REML \| ", text, flags=re.M)
     assert "## Wald intervals of var[subject:(Intercept)] (zip plot)" in text
 
 
@@ -80,10 +90,12 @@ def test_the_factors_keep_the_order_of_the_study_file(out):
     assert results.design.values == ((6, 6, 12, 12), (0.05, 0.5, 0.05, 0.5))
 
 
-def test_param_chooses_the_zip_plot_and_svg_can_be_left_out(out, tmp_path):
+def test_param_chooses_the_zip_plot_and_svg_can_be_left_out(out, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report"))
     assert report_cli.main([str(copy), "--param", "beta[time]", "--no-svg"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("report: ")
     text = (copy / "report" / "report.md").read_text()
     assert "## Wald intervals of beta[time] (zip plot)" in text
     assert not list((copy / "report").glob("*.svg"))
@@ -95,15 +107,37 @@ def test_a_report_from_the_summary_alone_says_what_is_missing(out, tmp_path):
     shutil.copy(out / "summary.nc", copy / "summary.nc")
     assert report_cli.main([str(copy), "--no-svg"]) == 0
     text = (copy / "report" / "report.md").read_text()
-    assert "(bias.png)" in text and "(zip.png)" not in text
-    assert "raw replicates are not in" in text
+    for name in FIGURES:
+        assert (f"({name}.png)" in text) == (name not in RAW_FIGURES + ("time",)), name
+    assert "Skipped: the zip plot, the distributions of the estimates, the estimate-vs-estimate scatter plots" in text
+    assert "Skipped: there is no `timing.nc`" in text
+
+
+def test_redrawing_committed_results_keeps_every_section(out, tmp_path):
+    """Summary, timings and report without the raw replicates, as committed: the redrawn report keeps every figure."""
+    copy = tmp_path / "committed"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("replicates.zarr", "progress"))
+    before = (copy / "report" / "report.md").read_text()
+    assert report_cli.main([str(copy), "--no-svg"]) == 0
+    text = (copy / "report" / "report.md").read_text()
+    for name in FIGURES:
+        assert f"({name}.png)" in text and (copy / "report" / f"{name}.png").exists(), name
+    assert text.count("## ") == before.count("## ")
+    assert "drawn from them by the run that wrote this summary" in text
+    assert stamp_of(copy / "report" / "zip.png")["workbench-param"] == "var[subject:(Intercept)]"
+    # another parameter's zip plot cannot be drawn without the raw replicates: said, and the old one removed
+    assert report_cli.main([str(copy), "--no-svg", "--param", "beta[time]"]) == 0
+    text = (copy / "report" / "report.md").read_text()
+    assert "(zip.png)" not in text and not (copy / "report" / "zip.png").exists()
+    assert "Skipped: the zip plot" in text
+
 
 
 def test_a_report_without_a_summary_summarises_the_raw_replicates(out, tmp_path):
     copy = tmp_path / "raw-only"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "summary.nc"))
     assert report_cli.main([str(copy), "--no-svg"]) == 0
-    with xr.open_dataset(out / "summary.nc", engine="scipy") as stored:
+    with xr.open_dataset(out / "summary.nc", engine="h5netcdf") as stored:
         recomputed = report.load_results(copy).summary
         np.testing.assert_allclose(recomputed["bias"].values, stored["bias"].values)
 
@@ -145,11 +179,11 @@ def test_a_store_with_no_finished_replicate_is_an_error(out, tmp_path, capsys):
 
 
 def test_factor_labels_are_short():
-    assert factor_label("layout.subjects") == "subjects"
-    assert factor_label("layout.levels.group") == "levels.group"
-    assert factor_label('truth.re.group.sd."(Intercept)"') == "sd[group:(Intercept)]"
-    assert factor_label("truth.beta.time") == "beta[time]"
-    assert factor_label("truth.sigma") == "sigma"
+    assert label(("layout", "subjects")) == "subjects"
+    assert label(("layout", "levels", "group")) == "levels.group"
+    assert label(("truth", "re", "group", "sd", "(Intercept)")) == "sd[group:(Intercept)]"
+    assert label(("truth", "beta", "time")) == "beta[time]"
+    assert label(("truth", "sigma")) == "sigma"
 
 
 def test_design_axis_titles_name_the_factor_values():

@@ -43,7 +43,8 @@ def test_a_run_writes_the_dataset_and_summary(tmp_path, capsys):
     data = load(out)
     assert dict(data.sizes) == {"point": 2, "replicate": 12, "analysis": 2, "param": 10}
     assert list(data.analysis.values) == ["ML", "REML"]
-    assert list(data["layout.subjects"].values) == [8, 12]
+    assert list(data["subjects"].values) == [8, 12]
+    assert data["subjects"].attrs["path"] == "layout.subjects"
     for name in ("estimate", "std_error", "objective", "converged", "singular", "n_evals", "fit_seconds", "status"):
         assert name in data
     assert data.done.all()
@@ -51,10 +52,11 @@ def test_a_run_writes_the_dataset_and_summary(tmp_path, capsys):
     assert data.truth.sel(param="var[subject:time]").values.tolist() == [0.25, 0.25]
     assert data.truth.sel(param="cov[subject:(Intercept),time]").values[0] == pytest.approx(0.15)
     assert "formula" in data.attrs["study"] and data.attrs["seed"] == "7" and "numba_version" in data.attrs
-    summary = xr.open_dataset(out / "summary.nc", engine="scipy")
+    summary = xr.open_dataset(out / "summary.nc", engine="h5netcdf")
     assert {"bias", "bias_mcse", "coverage", "coverage_mcse", "empse", "modelse", "rmse"} <= set(summary.data_vars)
-    printed = capsys.readouterr().out
-    assert "beta[time]" in printed and "REML" in printed
+    printed = capsys.readouterr()
+    assert "beta[time]" in printed.out and "REML" in printed.out
+    assert "summary.nc" in printed.err and "summary.nc" not in printed.out
 
 
 def test_a_replicate_is_the_fit_of_the_simulated_data_set(tmp_path):
@@ -137,7 +139,10 @@ def test_a_finished_run_reports_and_exits(tmp_path, capsys):
 def test_another_study_in_the_same_directory_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     assert run(write_study(tmp_path, replicates=4), out) == 0
-    assert run(write_study(tmp_path, replicates=5, name="other.toml"), out) == 2
+    assert run(write_study(tmp_path, replicates=5, name="other.toml", **{"seed = 7": "seed = 8"}), out) == 2
+    assert "holds the results of a different study file" in capsys.readouterr().err
+    # a change of [execution] is another study too: the store is chunked by it
+    assert run(write_study(tmp_path, replicates=5, chunk_size=2, name="other.toml"), out) == 2
     assert "holds the results of a different study file" in capsys.readouterr().err
 
 
@@ -188,5 +193,5 @@ def test_64_bit_seeds_run_resume_and_round_trip(tmp_path, seed):
     again = load(out)
     assert again.attrs["seed"] == str(seed)
     np.testing.assert_array_equal(again.estimate.values, first.estimate.values)
-    with xr.open_dataset(out / "summary.nc", engine="scipy") as summary:
+    with xr.open_dataset(out / "summary.nc", engine="h5netcdf") as summary:
         assert int(summary.attrs["seed"]) == seed

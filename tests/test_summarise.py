@@ -275,15 +275,26 @@ def test_format_table():
     std_error = np.where(np.arange(2) == 0, 1.0, np.nan)
     summary = summarise(make_raw(estimate, std_error, 0.0, params=params))
     text = format_table(summary)
-    words = ["ML", "REML", "bias", "empirical SE", "coverage", "layout.subjects = 10", "point 1"]
+    words = ["ML", "REML", "bias", "emp. SE", "model SE", "coverage", "layout.subjects = 10", "point 1"]
     for word in params + words:
         assert word in text
+    assert max(len(line) for line in text.splitlines()) <= 100
     one = format_table(summary, point=1)
     assert "point 1: layout.subjects = 20" in one and "point 0" not in one
-    rows = [line for line in one.splitlines() if line.startswith(("beta", "sd", "parameter"))]
-    assert len(rows) == 3
-    # right-aligned columns: every method block ends at the same place on every row
-    assert len({len(rows[0]), len(rows[1])}) == 1
-    # the SD has no standard error, so its coverage is shown as missing
-    assert rows[2].rstrip().endswith("-")
+    lines = one.splitlines()
+    assert [line for line in lines if line.startswith(("beta", "sd"))] == [
+        "beta[(Intercept)], truth 0", "sd[subject:(Intercept)], truth 0"
+    ]
+    rows = [line for line in lines if line.startswith(("  ML", "  REML"))]
+    assert len(rows) == 4
+    # right-aligned columns: every row ends at the same place
+    header = next(line for line in lines if line.lstrip().startswith("bias"))
+    assert {len(row) for row in rows} == {len(header)}
+    # the SD has no standard error, so its model SE and coverage are shown as missing
+    assert rows[2].endswith("-") and rows[2].split()[-2:] == ["-", "-"]
+    # truth 0: no relative bias
+    assert rows[0].split()[3] == "-"
     assert "\x1b" not in text
+    wide = format_table(summary, point=1, wide=True).splitlines()
+    assert wide[4].split()[:3] == ["parameter", "analysis", "truth"] and "RMSE" in wide[4]
+    assert len(wide) == 5 + 4

@@ -50,7 +50,7 @@ def run(tmp_path_factory):
     started = time.perf_counter()
     assert main([str(path), "--out", str(out), "--quiet", "--no-report"]) == 0
     seconds = time.perf_counter() - started
-    with xr.open_dataset(out / "summary.nc", engine="scipy") as summary:
+    with xr.open_dataset(out / "summary.nc", engine="h5netcdf") as summary:
         return out, summary.load(), seconds
 
 

@@ -14,19 +14,29 @@ from pathlib import Path
 from workbench.errors import WorkbenchError
 
 
+DESCRIPTION = "Write one replicate data set of a study as CSV."
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.data", description="Write one replicate data set of a study as CSV."
-    )
+    parser = argparse.ArgumentParser(prog="python -m workbench.data", description=DESCRIPTION)
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the command (also `workbench data`)."""
     parser.add_argument("study", help="the study file (TOML)")
     parser.add_argument("--point", type=int, default=0, help="design point (default 0)")
     parser.add_argument("--replicate", type=int, default=0, help="replicate (default 0)")
     parser.add_argument("--out", help="the CSV file to write (default: standard output)")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return execute(parse_args(argv))
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Write the data set of parsed arguments."""
     from workbench.study.replicate import replicate_data
 
     try:

@@ -8,11 +8,17 @@ import sys
 from workbench.errors import WorkbenchError
 
 
+DESCRIPTION = "Write figures and tables of a study's results into DIR/report/."
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.report",
-        description="Write figures and tables of a study's results into DIR/report/.",
-    )
+    parser = argparse.ArgumentParser(prog="python -m workbench.report", description=DESCRIPTION)
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the command (also `workbench report`)."""
     parser.add_argument("directory", metavar="DIR", help="the output directory of python -m workbench.run")
     parser.add_argument(
         "--param", help="parameter of the zip plot and the distributions (default: the first variance component)"
@@ -21,11 +27,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--validate", action="store_true", help="compare with the exact one-way theory (an error if it does not apply)"
     )
     parser.add_argument("--no-svg", action="store_true", help="write PNG figures only")
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return execute(parse_args(argv))
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Write the report of parsed arguments; the path of report.md goes to standard error."""
     from workbench.results.report import write_report
 
     try:
@@ -33,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"report: {path}")
+    print(f"report: {path}", file=sys.stderr)
     return 0
 
 

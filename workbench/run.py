@@ -14,11 +14,17 @@ from pathlib import Path
 from workbench.errors import ClusterError, StudyError, WorkbenchError
 
 
+DESCRIPTION = "Run a Monte Carlo study of mixed-model estimators from a study file."
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.run",
-        description="Run a Monte Carlo study of mixed-model estimators from a study file.",
-    )
+    parser = argparse.ArgumentParser(prog="python -m workbench.run", description=DESCRIPTION)
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the command (also `workbench run`)."""
     parser.add_argument("study", help="the study file (TOML)")
     parser.add_argument("--out", help="output directory (default: results/<study name>/)")
     parser.add_argument(
@@ -31,11 +37,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in the output directory")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--no-report", action="store_true", help="skip the figures and tables in <out>/report/")
-    return parser.parse_args(argv)
+    parser.add_argument("--wide", action="store_true", help="print every measure (a table wider than 100 columns)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return execute(parse_args(argv))
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the study of parsed arguments; the summary table goes to standard output, all else to standard error."""
     # imported here, so that --help answers at once
     from workbench.study.execute import run_study
     from workbench.study.spec import load_study
@@ -59,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     from workbench.results.summarise import format_table
 
-    print(format_table(summary))
-    print(f"\nresults: {out / 'replicates.zarr'}\nsummary: {out / 'summary.nc'}")
+    print(format_table(summary, wide=args.wide), flush=True)
+    print(f"results: {out / 'replicates.zarr'}\nsummary: {out / 'summary.nc'}", file=sys.stderr)
     if not args.no_report:
         from workbench.results.report import write_report
 
-        print(f"report: {write_report(out)}")
+        print(f"report: {write_report(out)}", file=sys.stderr)
     return 0
 
 

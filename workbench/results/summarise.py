@@ -24,10 +24,13 @@ those formulas; the empirical-SE term of the relative error keeps ``n_used``).
 from __future__ import annotations
 
 import numbers
+import textwrap
 
 import numpy as np
 import xarray as xr
 from scipy.special import ndtri
+
+from workbench.results.metadata import SUMMARY, describe, factor_names
 
 SUBSETS = ("all", "converged")
 MEASURES = ("bias", "relbias", "empse", "modelse", "relative_error_modelse", "rmse", "coverage")
@@ -90,19 +93,58 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
     # Variable-length strings: Zarr v3 has a specification for them, not for fixed-width ones.
     coords = {
         "point": raw["point"].values,
-        "analysis": raw["analysis"].values.astype(object),
-        "param": raw["param"].values.astype(object),
+        "analysis": np.array([str(v) for v in raw["analysis"].values], dtype=object),
+        "param": np.array([str(v) for v in raw["param"].values], dtype=object),
         "subset": np.array(SUBSETS, dtype=object),
     }
     summary = xr.Dataset(data_vars, coords=coords)
     extra = {
-        name: coord.variable
+        name: _object_strings(coord.variable)
         for name, coord in raw.coords.items()
         if name not in raw.dims and set(coord.dims) <= {"point", "analysis", "param"}
     }
     summary = summary.assign_coords(extra)
-    summary.attrs = {**_plain_attrs(raw.attrs), "level": level}
-    return summary
+    # The creation time stays in the store: a summary changes only when its numbers do.
+    attrs = {key: value for key, value in _plain_attrs(raw.attrs).items() if key not in _RUN_ATTRS}
+    summary.attrs = {**attrs, "level": level}
+    for name in ("point", "analysis", "param"):
+        summary[name].attrs.update(raw[name].attrs)
+    return describe(summary, SUMMARY)
+
+
+def timing(raw: xr.Dataset) -> xr.Dataset:
+    """Processor time per fit of the finished replicates: mean and total per design point and analysis.
+
+    Kept apart from the summary (which changes only when its numbers do): times differ from run to run.
+    """
+    seconds = _values(raw["fit_seconds"], ("point", "analysis", "replicate"))
+    counted = _done(raw)[:, np.newaxis, :] & np.isfinite(seconds)
+    total = np.where(counted, seconds, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / counted.sum(axis=-1)
+    coords = {name: _object_strings(raw[name].variable) for name in ("point", "analysis")}
+    coords.update(
+        {name: _object_strings(coord.variable) for name, coord in raw.coords.items()
+         if name not in raw.dims and set(coord.dims) <= {"point", "analysis"}}
+    )
+    data = xr.Dataset(
+        {"mean_fit_seconds": (("point", "analysis"), mean), "fit_seconds_total": (("point", "analysis"), total)},
+        coords=coords,
+        attrs={key: raw.attrs[key] for key in ("study_name", "grid_factors") if key in raw.attrs},
+    )
+    return describe(data, SUMMARY)
+
+
+# Attributes of one run rather than of the results.
+_RUN_ATTRS = ("created",)
+
+
+def _object_strings(variable: xr.Variable) -> xr.Variable:
+    """Text as Python strings (object dtype), which every netCDF engine writes; other values unchanged."""
+    if variable.dtype.kind in "OUT" or str(variable.dtype).startswith("StringDType"):
+        text = np.array([str(v) for v in np.ravel(variable.values)], dtype=object).reshape(variable.shape)
+        return xr.Variable(variable.dims, text, variable.attrs)
+    return variable
 
 
 def _values(array: xr.DataArray, dims: tuple[str, ...]) -> np.ndarray:
@@ -210,8 +252,12 @@ def _measures(estimate, std_error, truth, use, z) -> dict[str, np.ndarray]:
     return out
 
 
-def format_table(summary: xr.Dataset, point=None, subset: str = "all") -> str:
-    """Plain-text table of bias, empirical SE and coverage (each with its MCSE) per parameter and analysis.
+def format_table(summary: xr.Dataset, point=None, subset: str = "all", wide: bool = False) -> str:
+    """Plain-text table of the measures (each with its MCSE) per design point, parameter and analysis.
+
+    The default table fits 100 columns: bias, relative bias in %, empirical and model SE and
+    coverage, each parameter on a line of its own with a row per analysis under it. With
+    `wide`, every measure, a row per parameter and analysis.
 
     Parameters
     ----------
@@ -220,60 +266,101 @@ def format_table(summary: xr.Dataset, point=None, subset: str = "all") -> str:
     point : optional
         A value of the ``point`` coordinate; every point in turn when omitted.
     subset : {"all", "converged"}
+    wide : bool
+        Every measure (wider than 100 columns).
     """
     points = summary["point"].values if point is None else [point]
-    factors = [name for name, coord in summary.coords.items() if name != "point" and coord.dims == ("point",)]
+    factors = factor_names(summary) or [
+        name for name, coord in summary.coords.items() if name != "point" and coord.dims == ("point",)
+    ]
     return "\n\n".join(
-        _format_point(summary.sel(point=value, subset=subset), factors, subset) for value in points
+        _format_point(summary.sel(point=value, subset=subset), factors, subset, wide) for value in points
     )
 
 
-_COLUMNS = (("bias", "bias"), ("empse", "empirical SE"), ("coverage", "coverage"))
+# (variable, column title, scale of value and MCSE); the compact table gives the SEs without
+# their MCSEs (rounded to them), so that it fits 100 columns.
+_COMPACT = (
+    ("bias", "bias", 1),
+    ("relbias", "rel. bias %", 100),
+    ("empse", "emp. SE*", 1),
+    ("modelse", "model SE*", 1),
+    ("coverage", "coverage", 1),
+)
+_WITHOUT_MCSE = ("empse", "modelse")
+_WIDE = (
+    ("bias", "bias", 1),
+    ("relbias", "rel. bias %", 100),
+    ("empse", "emp. SE", 1),
+    ("modelse", "model SE", 1),
+    ("relative_error_modelse", "rel. error model SE %", 100),
+    ("rmse", "RMSE", 1),
+    ("coverage", "coverage", 1),
+)
+TABLE_WIDTH = 100
 
 
-def _format_point(cell: xr.Dataset, factors: list[str], subset: str) -> str:
-    """Heading (the point's grid factor values) and table of one design point."""
+def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool) -> str:
+    """Heading (the point's grid factor values, fit shares) and table of one design point."""
 
-    def text(name: str, index: dict) -> str:
-        return _with_mcse(cell[name].sel(index), cell[f"{name}_mcse"].sel(index))
+    def text(name: str, index: dict, scale: float = 1, mcse: bool = True) -> str:
+        shown = _with_mcse(scale * cell[name].sel(index), scale * cell[f"{name}_mcse"].sel(index))
+        return shown if mcse else shown.split(" (")[0]
 
     settings = ", ".join(f"{name} = {_plain(cell[name].values)}" for name in factors)
     heading = f"point {_plain(cell['point'].values)}" + (f": {settings}" if settings else "")
-    methods = [str(m) for m in cell["analysis"].values]
-    shares = "; ".join(
-        f"{m} converged {text('converged_share', {'analysis': m})}, "
-        f"singular {text('singular_share', {'analysis': m})}"
-        for m in methods
+    analyses = [str(m) for m in cell["analysis"].values]
+    lines = [heading]
+    for name, title in (("converged_share", "converged"), ("singular_share", "singular")):
+        shares = ", ".join(f"{m} {text(name, {'analysis': m})}" for m in analyses)
+        lines += textwrap.wrap(f"{title}: {shares}", TABLE_WIDTH, subsequent_indent="  ")
+    level = cell.attrs.get("level", 0.95)
+    note = (
+        f"{int(cell['n_done'].values)} replicates; subset {subset}; estimate (MCSE)"
+        f"{'' if wide else ', * without it'}; coverage of {level:.0%} Wald intervals"
     )
-    header = ["parameter"] + [label for _ in methods for _, label in _COLUMNS]
-    body = [
-        [str(param)] + [text(name, {"analysis": m, "param": param}) for m in methods for name, _ in _COLUMNS]
-        for param in cell["param"].values
-    ]
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    per_method = len(_COLUMNS)
-    blocks = [range(1 + j * per_method, 1 + (j + 1) * per_method) for j in range(len(methods))]
-    group_gap, column_gap = "   ", "  "
+    lines += textwrap.wrap(note, TABLE_WIDTH, subsequent_indent="  ")
+    columns = _WIDE if wide else _COMPACT
+    params = [str(p) for p in cell["param"].values]
+    if wide:
+        header = ["parameter", "analysis", "truth", *(title for _, title, _ in columns)]
+        rows = [
+            [param, m, _plain(cell["truth"].sel(param=param).values)]
+            + [text(name, {"analysis": m, "param": param}, scale) for name, _, scale in columns]
+            for param in params
+            for m in analyses
+        ]
+        return "\n".join([*lines, *_aligned(header, rows, left=2)])
+    header = ["", *(title for _, title, _ in columns)]
+    rows, titles = [], {}
+    for param in params:
+        titles[len(rows)] = f"{param}, truth {_plain(cell['truth'].sel(param=param).values)}"
+        for m in analyses:
+            rows.append(
+                [f"  {m}"]
+                + [
+                    text(name, {"analysis": m, "param": param}, scale, name not in _WITHOUT_MCSE)
+                    for name, _, scale in columns
+                ]
+            )
+    table = _aligned(header, rows, left=1)
+    body = [table[0]]
+    for i, line in enumerate(table[1:]):
+        if i in titles:
+            body.append(titles[i])
+        body.append(line)
+    return "\n".join([*lines, *body])
+
+
+def _aligned(header: list[str], rows: list[list[str]], left: int) -> list[str]:
+    """Lines of a table: the first `left` columns flush left, the others flush right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: list[str]) -> str:
-        parts = [row[0].ljust(widths[0])]
-        parts += [column_gap.join(row[i].rjust(widths[i]) for i in block) for block in blocks]
-        return group_gap.join(parts).rstrip()
+        cells = [value.ljust(width) if i < left else value.rjust(width) for i, (value, width) in enumerate(zip(row, widths))]
+        return "  ".join(cells).rstrip()
 
-    block_widths = [sum(widths[i] for i in block) + (per_method - 1) * len(column_gap) for block in blocks]
-    titles = [m.center(width, "-") for m, width in zip(methods, block_widths)]
-    method_line = group_gap.join([" " * widths[0], *titles])
-    level = cell.attrs.get("level", 0.95)
-    return "\n".join(
-        [
-            heading,
-            f"replicates finished {int(cell['n_done'].values)}; {shares}",
-            f"subset {subset}; estimate (MCSE); coverage of {level:.0%} Wald intervals",
-            method_line.rstrip(),
-            line(header),
-            *(line(row) for row in body),
-        ]
-    )
+    return [line(header), *(line(row) for row in rows)]
 
 
 def _plain(value) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +13,12 @@ import numba
 import xarray as xr
 
 from workbench.errors import StudyError
-from workbench.results.summarise import summarise
+from workbench.results.summarise import summarise, timing
 from workbench.study.cluster import run_on_cluster
 from workbench.study.spec import Study
 from workbench.study.store import ReplicateStore, StoreLayout
 from workbench.study.plan import PointPlan, StudyOutline, check_study, plan_point
-from workbench.study.units import compute_unit
+from workbench.study.units import compute_unit, unit_replicates
 
 
 def run_study(
@@ -28,17 +29,19 @@ def run_study(
     quiet: bool = True,
     scheduler: str | None = None,
 ) -> xr.Dataset:
-    """Run (or resume) `study` into `out` and return its summary; validates everything first.
+    """Run (or resume, or extend) `study` into `out` and return its summary; validates everything first.
 
-    With `scheduler`, the units run on that dask cluster; this process still writes the store.
+    A store made by the same study file with fewer replicates is extended: the new
+    replicates are added to it, and the results are those of a run that asked for the
+    larger number from the start. With `scheduler`, the units run on that dask cluster;
+    this process still writes the store.
     """
     outline = check_study(study)
     store = ReplicateStore(out)
     if fresh:
         store.remove()
     if store.exists():
-        if store.attrs().get("study") != study.text:
-            raise StudyError(f"{out}: holds the results of a different study file; use --fresh or another --out")
+        _extend_if_asked(store, study, out)
     else:
         store.create(_store_layout(study, outline))
     chunk_size = store.chunk_size()
@@ -46,30 +49,81 @@ def run_study(
     npoints = len(study.points())
     done = store.done_units()
     todo = [(p, c) for p in range(npoints) for c in range(nchunks) if (p, c) not in done]
-    summary_path = out / "summary.nc"
+    summary_path = out / SUMMARY_FILE
     if not todo and summary_path.exists():
         _say(quiet, f"{study.name}: already complete in {out}")
-        with xr.open_dataset(summary_path, engine="scipy") as existing:
-            return existing.load()
+        return read_summary(summary_path)
     numba.set_num_threads(min(workers or study.execution.workers, numba.config.NUMBA_NUM_THREADS))
-    progress = Progress(study, chunk_size, len(done), npoints * nchunks, quiet)
+    finished = sum(len(unit_replicates(study, chunk, chunk_size)) for _, chunk in done)
+    progress = Progress(study.name, study.replicates * npoints, finished, quiet)
     if scheduler is None:
         executor = run_locally(study, todo, chunk_size)
     else:
         executor = run_on_cluster(
             study, todo, chunk_size, scheduler, threads=workers, notify=lambda text: _say(quiet, text)
         )
-    with contextlib.closing(executor) as units:
-        for point, chunk, results in units:
-            store.write_unit(point, chunk, chunk * chunk_size, results)
-            progress.advance(len(results["objective"]))
-    progress.close()
-    summary = summarise(store.open(), study.level)
-    temporary = summary_path.with_suffix(".tmp")
-    summary.to_netcdf(temporary, engine="scipy")
-    temporary.replace(summary_path)
+    try:
+        with contextlib.closing(executor) as units:
+            for point, chunk, results in units:
+                store.write_unit(point, chunk, chunk * chunk_size, results)
+                progress.advance(len(results["objective"]))
+    finally:
+        # also on Ctrl-C: the bar is finished before the command says it was interrupted
+        progress.close()
+    raw = store.open()
+    summary = summarise(raw, study.level)
+    write_summary(summary, summary_path)
+    write_summary(timing(raw), out / TIMING_FILE)
     return summary
 
+
+def _extend_if_asked(store: ReplicateStore, study: Study, out: Path) -> None:
+    """Refuse a store made by another study file; grow one made by this file with fewer replicates.
+
+    The study files are compared as TOML documents without ``study.replicates``: any other
+    difference (even in ``[execution]`` or ``[summary]``) is another study.
+    """
+    stored_text = str(store.attrs().get("study", ""))
+    if stored_text == study.text:
+        return
+    if _without_replicates(stored_text) != _without_replicates(study.text):
+        raise StudyError(f"{out}: holds the results of a different study file; use --fresh or another --out")
+    stored = int(tomllib.loads(stored_text)["study"]["replicates"])
+    if study.replicates < stored:
+        raise StudyError(
+            f"study.replicates: {out} holds {stored} replicates per design point; "
+            "a run can add replicates, not remove them (use --fresh or another --out)"
+        )
+    store.extend(study.replicates, store.chunk_size())
+    store.set_attrs({"study": study.text})
+
+
+def _without_replicates(text: str) -> dict:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {"unreadable": text}
+    document.get("study", {}).pop("replicates", None)
+    return document
+
+
+SUMMARY_FILE = "summary.nc"
+TIMING_FILE = "timing.nc"
+# netCDF4 (HDF5) through h5netcdf: 64-bit integers, and every common engine opens it.
+NETCDF_ENGINE = "h5netcdf"
+
+
+def write_summary(data: xr.Dataset, path: Path) -> None:
+    """Write a summary (or the timings) as netCDF4, atomically (a temporary file, then renamed)."""
+    temporary = path.with_name(path.name + ".tmp")
+    data.to_netcdf(temporary, engine=NETCDF_ENGINE)
+    temporary.replace(path)
+
+
+def read_summary(path: Path) -> xr.Dataset:
+    """Read a summary written by `write_summary` into memory."""
+    with xr.open_dataset(path, engine=NETCDF_ENGINE) as stored:
+        return stored.load()
 
 
 def run_locally(study: Study, units: list[tuple[int, int]], chunk_size: int) -> Iterator[tuple[int, int, dict]]:
@@ -104,11 +158,11 @@ def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
 
 
 class Progress:
-    """A progress bar on a terminal, a line per tenth of the work otherwise."""
+    """Progress on standard error: a bar on a terminal, a line per tenth of the work otherwise."""
 
-    def __init__(self, study: Study, chunk_size: int, done_units: int, total_units: int, quiet: bool):
-        self.total = study.replicates * len(study.points())
-        self.done = min(done_units * chunk_size, self.total)
+    def __init__(self, name: str, total: int, done: int, quiet: bool):
+        self.total = total
+        self.done = done
         self.started = time.perf_counter()
         self.fresh = 0
         self.quiet = quiet
@@ -119,9 +173,11 @@ class Progress:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, initial=self.done, unit="rep", desc=study.name, smoothing=0.1)
+            self.bar = tqdm(
+                total=self.total, initial=self.done, unit="rep", desc=name, smoothing=0.1, file=sys.stderr
+            )
         elif self.done:
-            print(f"{study.name}: resuming, {self.done} of {self.total} replicates already done", flush=True)
+            print(f"{name}: resuming, {self.done} of {self.total} replicates already done", file=sys.stderr, flush=True)
 
     def advance(self, count: int) -> None:
         self.done += count
@@ -130,16 +186,15 @@ class Progress:
             self.bar.update(count)
         elif not self.quiet and (self.done >= self.next_line or self.done == self.total):
             rate = self.fresh / max(time.perf_counter() - self.started, 1e-9)
-            print(f"{self.done}/{self.total} replicates ({rate:.0f} per second)", flush=True)
+            print(f"{self.done}/{self.total} replicates ({rate:.3g} per second)", file=sys.stderr, flush=True)
             self.next_line = self.done + max(self.total // 10, 1)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
         print(text, file=sys.stderr)
-
-

@@ -14,6 +14,7 @@ import datetime
 import os
 import platform
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import xarray as xr
 import zarr
 
 from workbench.fitting.status import status_codes_text
+from workbench.results.metadata import RAW, describe, grid_coordinates
 
 
 # name: (dims, dtype, fill)
@@ -91,7 +93,7 @@ class ReplicateStore:
         for path in (self.path, self.progress):
             if path.exists():
                 shutil.rmtree(path)
-        for name in ("summary.nc", "COMPLETE"):
+        for name in ("summary.nc", "timing.nc", "COMPLETE"):
             (self.directory / name).unlink(missing_ok=True)
 
     def create(self, layout: StoreLayout) -> None:
@@ -107,10 +109,13 @@ class ReplicateStore:
         }
         for field in ("kind", "group", "effect", "scale"):
             coords[field] = ("param", np.array([getattr(label, field) for label in layout.labels], dtype=object))
-        for path, values in layout.factors.items():
-            coords[path] = ("point", _coordinate_values(values))
+        factors, dimensions = grid_coordinates(layout.factors)
+        for name, (values, attrs) in factors.items():
+            coords[name] = ("point", values, attrs)
         skeleton = xr.Dataset({"truth": (("point", "param"), layout.truth)}, coords=coords)
+        describe(skeleton, RAW)
         skeleton.attrs.update(layout.attrs)
+        skeleton.attrs["grid_factors"] = " ".join(dimensions)
         skeleton.attrs["chunk_size"] = layout.chunk_size
         skeleton.attrs["status_codes"] = status_codes_text()
         skeleton.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -131,7 +136,9 @@ class ReplicateStore:
                 dtype=dtype,
                 fill_value=fill,
                 dimension_names=list(dims),
+                attributes=_attributes(name),
             )
+        _consolidate(self.path)
         self.progress.mkdir(exist_ok=True)
 
     def attrs(self) -> dict:
@@ -164,16 +171,59 @@ class ReplicateStore:
 
     def open(self) -> xr.Dataset:
         """The raw results as an xarray dataset, with `done(point, replicate)` from the marks."""
-        data = xr.open_zarr(self.path, consolidated=False, chunks=None)
+        data = xr.open_zarr(self.path, consolidated=True, chunks=None)
+        # The small coordinates in memory, so that grouping by a grid factor works on the lazy store.
+        data = data.assign_coords({name: data[name].load() for name in data.coords if name not in data.dims})
         done = np.zeros((data.sizes["point"], data.sizes["replicate"]), bool)
         size = int(data.attrs["chunk_size"])
         for point, chunk in self.done_units():
             done[point, chunk * size : (chunk + 1) * size] = True
-        return data.assign(done=(("point", "replicate"), done))
+        done = xr.DataArray(done, dims=("point", "replicate"), attrs=_attributes("done"))
+        return data.assign(done=done)
+
+    def extend(self, replicates: int, chunk_size: int) -> None:
+        """Grow the replicate dimension to `replicates`, keeping every finished replicate.
+
+        The last chunk of a point that was cut short by the old number of replicates gets
+        more replicates now: its completion mark is removed, so that it is computed again
+        (bit for bit the same for the replicates it had) with the new ones.
+        """
+        group = zarr.open_group(self.path, mode="a")
+        old = group["replicate"].shape[0]
+        if replicates <= old:
+            return
+        for name, (dims, _, _) in PER_FIT.items():
+            shape = list(group[name].shape)
+            shape[dims.index("replicate")] = replicates
+            group[name].resize(tuple(shape))
+        group["replicate"].resize((replicates,))
+        group["replicate"][:] = np.arange(replicates, dtype=group["replicate"].dtype)
+        if old % chunk_size:
+            for point, chunk in self.done_units():
+                if chunk == old // chunk_size:
+                    (self.progress / f"p{point}-c{chunk}").unlink(missing_ok=True)
+        _consolidate(self.path)
+
+    def set_attrs(self, attrs: dict) -> None:
+        """Update attributes of the store's root (and its consolidated metadata)."""
+        group = zarr.open_group(self.path, mode="a")
+        group.attrs.update(attrs)
+        _consolidate(self.path)
 
 
-def _coordinate_values(values: list) -> np.ndarray:
-    """Grid values as a coordinate: numbers stay numbers, anything else becomes its text."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return np.array(values)
-    return np.array([str(v) for v in values], dtype=object)
+def _consolidate(path: Path) -> None:
+    """Write the consolidated metadata that xarray reads in one request instead of one per array.
+
+    zarr-python warns that consolidated metadata is its extension of the Zarr 3 format; xarray
+    and zarr-python read it, and a reader without it reads the arrays' own metadata (it is a copy).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+        zarr.consolidate_metadata(path)
+
+
+def _attributes(name: str) -> dict:
+    """The attributes of a store variable, as JSON (the status flags as a list)."""
+    single = describe(xr.Dataset({name: ((), np.zeros((), PER_FIT.get(name, ("", "f8"))[1]))}), RAW)
+    attrs = dict(single[name].attrs)
+    return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in attrs.items()}
