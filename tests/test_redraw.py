@@ -82,7 +82,8 @@ def varying(tmp_path_factory):
 
 def test_points_cover_every_way_rows_vary(varying):
     _, data = varying
-    assert list(data["layout.redraw"].values) == ["False", "False", "True", "True"]
+    assert data["redraw"].attrs["path"] == "layout.redraw"
+    assert [str(v) for v in data["redraw"].values] == ["false", "false", "true", "true"]
     assert data.done.all() and (data.status == 0).mean() > 0.9
     # a data set that lost too many rows to its dropout is a failed fit, the others have estimates
     failed = (data.status == FAILED).values
