@@ -265,23 +265,25 @@ def vcov_jacobian(theta, sigma, st, cp, ws, vcov, jac):
 
 
 @jit
+def _quadratic_form(contrast, matrix):
+    """L'AL."""
+    p = contrast.shape[0]
+    value = 0.0
+    for a in range(p):
+        for b in range(p):
+            value += contrast[a] * matrix[a, b] * contrast[b]
+    return value
+
+
+@jit
 def satterthwaite_df(contrast, vcov, jac, varpar_cov):
     """(L'CL, ν) for the contrast L: ν = 2(L'CL)² / (g'Ag), gᵢ = L'(∂C/∂φᵢ)L."""
     k = jac.shape[0]
-    p = contrast.shape[0]
-    variance = 0.0
-    for a in range(p):
-        for b in range(p):
-            variance += contrast[a] * vcov[a, b] * contrast[b]
-    g = np.zeros(k)
+    variance = _quadratic_form(contrast, vcov)
+    g = np.empty(k)
     for i in range(k):
-        for a in range(p):
-            for b in range(p):
-                g[i] += contrast[a] * jac[i, a, b] * contrast[b]
-    denominator = 0.0
-    for i in range(k):
-        for j in range(k):
-            denominator += g[i] * varpar_cov[i, j] * g[j]
+        g[i] = _quadratic_form(contrast, jac[i])
+    denominator = _quadratic_form(g, varpar_cov)
     return variance, 2.0 * variance * variance / denominator
 
 
@@ -500,10 +502,7 @@ def kenward_roger_df(contrast, phi, pmats, weights):
     """ν of the t test of one contrast L (pbkrtest's Lb_ddf, q = 1)."""
     ng = pmats.shape[0]
     p = contrast.shape[0]
-    lphil = 0.0
-    for a in range(p):
-        for b in range(p):
-            lphil += contrast[a] * phi[a, b] * contrast[b]
+    lphil = _quadratic_form(contrast, phi)
     theta_phi = np.outer(contrast, contrast) @ phi / lphil
     u = np.empty((ng, p, p))
     for r in range(ng):
