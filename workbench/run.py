@@ -48,6 +48,7 @@ def execute(args: argparse.Namespace) -> int:
     """Run the study of parsed arguments; the summary table goes to standard output, all else to standard error."""
     # imported here, so that --help answers at once
     from workbench.study.execute import run_study
+    from workbench.study.lock import output_lock
     from workbench.study.spec import load_study
 
     try:
@@ -58,15 +59,26 @@ def execute(args: argparse.Namespace) -> int:
         if scheduler is not None:
             _check_scheduler(scheduler, "--scheduler" if args.scheduler else "execution.scheduler")
         out = Path(args.out) if args.out else Path("results") / study.name
-        summary = run_study(
-            study, out, workers=args.workers, fresh=args.fresh, quiet=args.quiet, scheduler=scheduler
-        )
+        with output_lock(out):
+            summary = run_study(
+                study, out, workers=args.workers, fresh=args.fresh, quiet=args.quiet, scheduler=scheduler
+            )
+            _finish(summary, out, args)
     except (WorkbenchError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_status", 2)
     except KeyboardInterrupt:
         print("\ninterrupted: finished chunks are kept; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a read-only or vanished output directory
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: cannot write the results{where}: {exc.strerror or exc}; rerun to resume", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _finish(summary, out: Path, args: argparse.Namespace) -> None:
+    """Print the summary table and where everything is; write the report unless told not to."""
     from workbench.results.summarise import format_table
 
     print(format_table(summary, wide=args.wide), flush=True)
@@ -75,7 +87,6 @@ def execute(args: argparse.Namespace) -> int:
         from workbench.results.report import write_report
 
         print(f"report: {write_report(out)}", file=sys.stderr)
-    return 0
 
 
 def _check_scheduler(address: str, option: str) -> None:

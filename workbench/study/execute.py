@@ -15,6 +15,7 @@ import xarray as xr
 from workbench.errors import StudyError
 from workbench.results.summarise import summarise, timing
 from workbench.study.cluster import run_on_cluster
+from workbench.study.integrity import INPUTS_ATTR, check_inputs, damaged_units, describe_inputs
 from workbench.study.spec import Study
 from workbench.study.store import ReplicateStore, StoreLayout
 from workbench.study.plan import PointPlan, StudyOutline, check_study, plan_point
@@ -41,6 +42,7 @@ def run_study(
     if fresh:
         store.remove()
     if store.exists():
+        check_inputs(store.attrs().get(INPUTS_ATTR), study, out)
         _extend_if_asked(store, study, out)
     else:
         store.create(_store_layout(study, outline))
@@ -48,11 +50,18 @@ def run_study(
     nchunks = -(-study.replicates // chunk_size)
     npoints = len(study.points())
     done = store.done_units()
+    damaged = damaged_units(store, done)
+    if damaged:
+        store.unmark(damaged)
+        done -= damaged
+        _say(False, f"{study.name}: {len(damaged)} finished unit(s) damaged or missing in {store.path}; computing them again")
     todo = [(p, c) for p in range(npoints) for c in range(nchunks) if (p, c) not in done]
     summary_path = out / SUMMARY_FILE
-    if not todo and summary_path.exists():
-        _say(quiet, f"{study.name}: already complete in {out}")
-        return read_summary(summary_path)
+    if not todo:
+        summary = _summary_of(summary_path, study)
+        if summary is not None:
+            _say(quiet, f"{study.name}: already complete in {out}")
+            return summary
     numba.set_num_threads(min(workers or study.execution.workers, numba.config.NUMBA_NUM_THREADS))
     finished = sum(len(unit_replicates(study, chunk, chunk_size)) for _, chunk in done)
     progress = Progress(study.name, study.replicates * npoints, finished, quiet)
@@ -75,6 +84,15 @@ def run_study(
     write_summary(summary, summary_path)
     write_summary(timing(raw), out / TIMING_FILE)
     return summary
+
+
+def _summary_of(path: Path, study: Study) -> xr.Dataset | None:
+    """The summary at `path` if it is readable and of this very study file; None otherwise."""
+    try:
+        summary = read_summary(path)
+    except Exception:  # missing, truncated or not a summary: it is written again
+        return None
+    return summary if summary.attrs.get("study") == study.text else None
 
 
 def _extend_if_asked(store: ReplicateStore, study: Study, out: Path) -> None:
@@ -153,7 +171,13 @@ def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
         chunk_size=study.execution.chunk_size,
         factors={path: [point.factors[path] for point in points] for path in study.grid},
         truth=outline.truth,
-        attrs={"study": study.text, "study_name": study.name, "seed": str(study.seed), "level": study.level},
+        attrs={
+            "study": study.text,
+            "study_name": study.name,
+            "seed": str(study.seed),
+            "level": study.level,
+            INPUTS_ATTR: describe_inputs(study),
+        },
     )
 
 

@@ -2,16 +2,20 @@
 
 `DIR/replicates.zarr` holds dims (point, replicate, analysis, param); every array is chunked
 one work unit — one point, `chunk_size` replicates — per chunk, so a unit writes its own
-chunk files and nothing else. After a unit's data is written, an empty file
-`DIR/progress/p<point>-c<chunk>` is created atomically: the completion mark. A run killed
-at any moment loses only the units without a mark; they are recomputed, bit for bit the
-same, when the run resumes.
+chunk files and nothing else. After a unit's data is written, a file
+`DIR/progress/p<point>-c<chunk>` holding the digest of what it wrote is created atomically:
+the completion mark. A run killed at any moment loses only the units without a mark; they
+are recomputed, bit for bit the same, when the run resumes. Every chunk carries a CRC32C
+checksum, and the store is created under a temporary name and renamed, so a kill during
+creation leaves no store rather than half of one.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import re
 import platform
 import shutil
 import warnings
@@ -21,9 +25,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from workbench.fitting.status import status_codes_text
+from workbench.errors import StudyError
 from workbench.results.metadata import RAW, describe, grid_coordinates
+from workbench.study.integrity import unit_digest
 
 
 # name: (dims, dtype, fill)
@@ -37,6 +44,10 @@ PER_FIT = {
     "fit_seconds": (("point", "replicate", "analysis"), "f8", np.nan),
     "status": (("point", "replicate", "analysis"), "i1", -1),
 }
+
+# Zstandard as zarr's default, then a CRC32C checksum of the compressed bytes of each chunk.
+CHUNK_CODECS = (ZstdCodec(level=0), Crc32cCodec())
+_MARK = re.compile(r"p(\d+)-c(\d+)")
 
 
 @dataclass(frozen=True)
@@ -120,8 +131,11 @@ class ReplicateStore:
         skeleton.attrs["status_codes"] = status_codes_text()
         skeleton.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         skeleton.attrs.update(versions())
-        skeleton.to_zarr(self.path, mode="w", consolidated=False)
-        group = zarr.open_group(self.path, mode="a")
+        building = self.path.with_name(self.path.name + ".building")
+        if building.exists():
+            shutil.rmtree(building)
+        skeleton.to_zarr(building, mode="w", consolidated=False)
+        group = zarr.open_group(building, mode="a")
         shape = {
             "point": layout.npoints,
             "replicate": layout.replicates,
@@ -137,36 +151,75 @@ class ReplicateStore:
                 fill_value=fill,
                 dimension_names=list(dims),
                 attributes=_attributes(name),
+                compressors=CHUNK_CODECS,
             )
-        _consolidate(self.path)
-        self.progress.mkdir(exist_ok=True)
+        _consolidate(building)
+        if self.progress.exists():
+            shutil.rmtree(self.progress)
+        self.progress.mkdir()
+        if self.path.exists():  # the remains of a store whose creation was cut short before this one
+            shutil.rmtree(self.path)
+        os.replace(building, self.path)
 
     def attrs(self) -> dict:
-        return dict(zarr.open_group(self.path, mode="r").attrs)
+        try:
+            return dict(zarr.open_group(self.path, mode="r").attrs)
+        except Exception as exc:  # a damaged zarr.json: nothing of the store can be trusted
+            raise StudyError(
+                f"{self.path}: the store's metadata is damaged ({type(exc).__name__}); use --fresh or another --out"
+            ) from None
 
     def chunk_size(self) -> int:
         return int(self.attrs()["chunk_size"])
 
     def done_units(self) -> set[tuple[int, int]]:
-        """(point, chunk) of every unit with a completion mark."""
-        if not self.progress.exists():
+        """(point, chunk) of every unit with a completion mark; stray files and marks of units
+        the store does not have are ignored."""
+        if not self.progress.is_dir():
             return set()
+        group = zarr.open_group(self.path, mode="r")
+        npoints = group["point"].shape[0]
+        nchunks = -(-group["replicate"].shape[0] // int(group.attrs["chunk_size"]))
         done = set()
         for mark in self.progress.iterdir():
-            if mark.name.startswith("p") and "-c" in mark.name and not mark.name.endswith(".tmp"):
-                point, chunk = mark.name[1:].split("-c")
-                done.add((int(point), int(chunk)))
+            match = _MARK.fullmatch(mark.name)
+            if match and int(match[1]) < npoints and int(match[2]) < nchunks:
+                done.add((int(match[1]), int(match[2])))
         return done
+
+    def mark_digest(self, point: int, chunk: int) -> str:
+        """The digest recorded in a unit's completion mark ('' for a mark without one)."""
+        try:
+            text = (self.progress / f"p{point}-c{chunk}").read_text()
+            return str(json.loads(text)["digest"]) if text else ""
+        except (OSError, ValueError, KeyError, TypeError):
+            return "unreadable"
+
+    def read_unit(self, point: int, chunk: int) -> dict[str, np.ndarray]:
+        """A unit's arrays as stored, by the names its mark lists."""
+        mark = json.loads((self.progress / f"p{point}-c{chunk}").read_text())
+        group = zarr.open_group(self.path, mode="r")
+        size = int(group.attrs["chunk_size"])
+        stop = min((chunk + 1) * size, group["replicate"].shape[0])
+        return {name: group[name][point, chunk * size : stop] for name in mark["names"]}
+
+    def unmark(self, units: set[tuple[int, int]]) -> None:
+        """Remove the completion marks of `units`, so that they are computed again."""
+        for point, chunk in units:
+            (self.progress / f"p{point}-c{chunk}").unlink(missing_ok=True)
 
     def write_unit(self, point: int, chunk: int, start: int, results: dict[str, np.ndarray]) -> None:
         """Write one unit's results (arrays with a leading replicate axis), then its mark."""
         group = zarr.open_group(self.path, mode="a")
         stop = start + len(results["objective"])
+        stored = {}
         for name, values in results.items():
-            group[name][point, start:stop] = values
+            stored[name] = np.asarray(values, dtype=group[name].dtype)
+            group[name][point, start:stop] = stored[name]
+        self.progress.mkdir(exist_ok=True)
         mark = self.progress / f"p{point}-c{chunk}"
         temporary = mark.with_name(mark.name + ".tmp")
-        temporary.touch()
+        temporary.write_text(json.dumps({"digest": unit_digest(stored), "names": sorted(stored)}))
         os.replace(temporary, mark)
 
     def open(self) -> xr.Dataset:

@@ -1,0 +1,217 @@
+"""A store is never mixed, never silently lost, and damage is found and computed again."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from studies import slopes_study
+from workbench.run import main
+from workbench.study.lock import output_lock
+from workbench.errors import StudyError
+from workbench.study.store import ReplicateStore
+
+
+def write(tmp_path, **kwargs):
+    path = tmp_path / "study.toml"
+    path.write_text(slopes_study(**kwargs))
+    return path
+
+
+def run(path, out):
+    return main([str(path), "--out", str(out), "--quiet", "--no-report"])
+
+
+def arrays(out):
+    data = ReplicateStore(out).open().load()
+    return {name: data[name].values for name in ("estimate", "std_error", "objective", "status")}
+
+
+def same(first, second):
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+
+
+@pytest.fixture
+def complete(tmp_path):
+    """A finished study and the arrays it stored."""
+    path, out = write(tmp_path, replicates=10, chunk_size=5), tmp_path / "out"
+    assert run(path, out) == 0
+    return path, out, arrays(out)
+
+
+def test_a_second_run_into_a_locked_directory_is_refused(tmp_path, capsys):
+    path, out = write(tmp_path), tmp_path / "out"
+    with output_lock(out):
+        assert run(path, out) == 2
+        assert sorted(entry.name for entry in out.iterdir()) == [".lock"]
+    message = capsys.readouterr().err.strip()
+    assert message == (
+        f"error: {out}: is being written by another run (pid {os.getpid()}); wait for it to finish or use another --out"
+    )
+    assert run(path, out) == 0
+
+
+def test_two_runs_started_together_leave_one_complete_store(tmp_path, complete):
+    path, reference_out, reference = complete
+    command = [sys.executable, "-m", "workbench.run", str(path), "--quiet", "--no-report"]
+    for trial in range(4):
+        out = tmp_path / f"race{trial}"
+        runs = [subprocess.Popen([*command, "--out", str(out)], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(process.returncode, process.communicate()[1]) for process in runs]
+        results = [(process.returncode, err) for process, (_, err) in zip(runs, results)]
+        codes = sorted(code for code, _ in results)
+        assert codes in ([0, 0], [0, 2]), results
+        for code, err in results:
+            if code == 2:
+                assert "is being written by another run" in err and err.count("\n") == 1
+        same(arrays(out), reference)
+        assert ReplicateStore(out).open().done.all()
+
+
+def test_a_file_as_out_is_one_line(tmp_path, capsys):
+    path, out = write(tmp_path), tmp_path / "file"
+    out.write_text("x")
+    assert run(path, out) == 2
+    assert capsys.readouterr().err == f"error: --out: {out} is a file, not a directory\n"
+
+
+def test_a_changed_table_file_is_refused_on_resume(tmp_path, capsys):
+    rows = "\n".join(f"{s},{t}" for s in range(6) for t in range(4))
+    (tmp_path / "rows.csv").write_text("subject,time\n" + rows + "\n")
+    text = slopes_study(replicates=6, chunk_size=3, grid="").replace(
+        'kind = "longitudinal"\nsubjects = 8\ntimes = [0, 1, 2, 3, 4]', 'kind = "table"\npath = "rows.csv"'
+    )
+    path, out = tmp_path / "study.toml", tmp_path / "out"
+    path.write_text(text)
+    assert run(path, out) == 0
+    ReplicateStore(out).unmark({(0, 1)})  # as if killed before the last unit
+    capsys.readouterr()
+    (tmp_path / "rows.csv").write_text("subject,time\n" + rows + "\n5,9\n")
+    assert run(path, out) == 2
+    assert capsys.readouterr().err == (
+        f"error: {out}: was computed from other inputs (the file rows.csv changed since); use --fresh or another --out\n"
+    )
+
+
+def _chunk_files(out, name):
+    return sorted(p for p in (out / "replicates.zarr" / name / "c").rglob("*") if p.is_file())
+
+
+def test_overwritten_bytes_are_found_and_computed_again(complete, capsys):
+    path, out, reference = complete
+    chunk = _chunk_files(out, "estimate")[1]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 8] = b"\xff" * 8
+    chunk.write_bytes(data)
+    (out / "summary.nc").unlink()
+    assert run(path, out) == 0
+    assert "1 finished unit(s) damaged or missing" in capsys.readouterr().err
+    same(arrays(out), reference)
+
+
+def test_deleted_chunks_are_computed_again_even_when_complete(complete, capsys):
+    path, out, reference = complete
+    for chunk in _chunk_files(out, "objective")[:2]:
+        chunk.unlink()
+    assert run(path, out) == 0
+    assert "2 finished unit(s) damaged or missing" in capsys.readouterr().err
+    same(arrays(out), reference)
+
+
+def test_stray_marks_and_a_missing_progress_folder(complete):
+    path, out, reference = complete
+    progress = out / "progress"
+    (progress / "p0-c1~").write_text("")
+    (progress / "p99-c0").write_text("")
+    (progress / "notes.txt").write_text("")
+    assert ReplicateStore(out).done_units() == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    for mark in progress.iterdir():
+        mark.unlink()
+    progress.rmdir()
+    assert run(path, out) == 0
+    same(arrays(out), reference)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "other study"])
+def test_a_summary_that_is_not_this_studys_is_written_again(complete, tmp_path, damage):
+    path, out, _ = complete
+    summary = out / "summary.nc"
+    if damage == "truncate":
+        summary.write_bytes(summary.read_bytes()[:100])
+    else:
+        other, other_out = write(tmp_path / ".." / tmp_path.name, seed=8, replicates=10, chunk_size=5), tmp_path / "other"
+        assert run(other, other_out) == 0
+        path.write_text(slopes_study(replicates=10, chunk_size=5))
+        summary.write_bytes((other_out / "summary.nc").read_bytes())
+    assert run(path, out) == 0
+    from workbench.study.execute import read_summary
+
+    assert read_summary(summary).attrs["study"] == path.read_text()
+
+
+def test_a_damaged_store_metadata_is_one_line(complete, capsys):
+    path, out, _ = complete
+    (out / "replicates.zarr" / "zarr.json").write_text("{not json")
+    assert run(path, out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / 'replicates.zarr'}: the store's metadata is damaged") and err.count("\n") == 1
+    assert main([str(path), "--out", str(out), "--quiet", "--no-report", "--fresh"]) == 0
+
+
+def test_a_kill_during_store_creation_leaves_nothing_or_a_valid_store(tmp_path, complete):
+    path, _, reference = complete
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from workbench.study.execute import _store_layout
+        from workbench.study.plan import check_study
+        from workbench.study.spec import load_study
+        from workbench.study.store import ReplicateStore
+        study = load_study({str(path)!r})
+        layout = _store_layout(study, check_study(study))
+        print("ready", flush=True)
+        sys.stdin.readline()
+        ReplicateStore(Path(sys.argv[1])).create(layout)
+        """
+    )
+    rng = np.random.default_rng(3)
+    for trial in range(5):
+        out = tmp_path / f"kill{trial}"
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout.readline() == "ready\n"
+        process.stdin.write("\n")
+        process.stdin.flush()
+        time.sleep(rng.uniform(0, 0.15))
+        process.kill()
+        process.communicate()
+        store = ReplicateStore(out)
+        assert not store.exists() or store.done_units() == set()
+        assert run(path, out) == 0
+        same(arrays(out), reference)
+
+
+def test_marks_record_a_digest_of_what_the_unit_wrote(complete):
+    _, out, _ = complete
+    mark = json.loads((out / "progress" / "p0-c0").read_text())
+    assert len(mark["digest"]) == 64 and "estimate" in mark["names"]
+
+
+def test_a_refused_run_leaves_no_directory(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(slopes_study().replace("sigma = 1.0", "sigma = -1.0"))
+    out = tmp_path / "out"
+    assert run(path, out) == 2
+    assert not out.exists()
+    with pytest.raises(StudyError):
+        with output_lock(tmp_path / "x"):
+            raise StudyError("x")
+    assert not (tmp_path / "x").exists()
