@@ -1,0 +1,111 @@
+"""Fits on a well-scaled copy of the data, mapped back exactly to the data's units.
+
+The criterion of a shifted response y + Xa or of a rescaled column is known in closed form,
+so `wb.fit` works with a copy where all of them are of order one:
+
+- every fixed-effect column and every random-effect column is divided by a power of two near
+  its root mean square (powers of two: the division and its inverse are exact);
+- the response has its least-squares fit on X (in those scaled columns) subtracted and is
+  divided by a power of two near the residual SD.
+
+With y = Xc + s·y′, X′ = X·diag(1/x_scale) and Z′ = Z·diag(1/z_scale) per term, the fit of
+(X′, Z′, y′) gives the fit of (X, Z, y) through
+
+    β = (c′ + s·β′′) / x_scale,  Var β = s²·diag(1/x_scale)·V′′·diag(1/x_scale),
+    σ = s·σ′,  λ = diag(1/z_scale)·λ′  (ZΛ = Z′Λ′),  b = s·b′/z_scale,
+    ML deviance d = d′ + 2n·log s,  REML criterion d = d′ + 2(n−p)·log s + 2·Σⱼ log x_scaleⱼ,
+
+where c′ are the least-squares coefficients on X′ and β′′ the fit's. log|L_Z|² is unchanged
+(it depends on ZΛ only), r² scales by s², and R_X′ = R_X·diag(1/x_scale).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from workbench.errors import DataError
+from workbench.model.design import Design
+
+EXACT_FIT = 1e-13  # residual RMS below this share of max |y|: rounding of an exact fit
+
+
+@dataclass(frozen=True, eq=False)
+class Scaling:
+    """How a design was scaled: y = X′·shift + y_scale·y′, X′ = X/x_scale, Z′ = Z/z_scale."""
+
+    x_scale: np.ndarray  # (p,) powers of two
+    z_scale: tuple[np.ndarray, ...]  # per term (q,), powers of two
+    shift: np.ndarray  # (p,) least-squares coefficients of y on X′
+    y_scale: float  # a power of two
+
+    def criterion(self, scaled: float, n: int, reml: bool) -> float:
+        """The criterion on the data's scale from the scaled problem's."""
+        if reml:
+            p = len(self.x_scale)
+            return scaled + 2.0 * (n - p) * np.log(self.y_scale) + 2.0 * float(np.log(self.x_scale).sum())
+        return scaled + 2.0 * n * np.log(self.y_scale)
+
+    def theta(self, design: Design, scaled_theta: np.ndarray) -> np.ndarray:
+        """θ on the data's scale: row r of each λ divided by its column's scale."""
+        term, row, _ = design.theta_map()
+        divisor = np.array([self.z_scale[k][r] for k, r in zip(term, row)])
+        return np.asarray(scaled_theta, float) / divisor if len(divisor) else np.zeros(0)
+
+    def fixef(self, scaled_beta: np.ndarray) -> np.ndarray:
+        return (self.shift + self.y_scale * np.asarray(scaled_beta, float)) / self.x_scale
+
+    def vcov(self, scaled_vcov: np.ndarray) -> np.ndarray:
+        inverse = 1.0 / self.x_scale
+        return self.y_scale**2 * inverse[:, None] * np.asarray(scaled_vcov, float) * inverse[None, :]
+
+    def ranef(self, k: int, scaled_effects: np.ndarray) -> np.ndarray:
+        """Conditional modes (levels, q) of term k on the data's scale."""
+        return self.y_scale * np.asarray(scaled_effects, float) / self.z_scale[k][None, :]
+
+
+def power_of_two(value: np.ndarray) -> np.ndarray:
+    """The power of two nearest each positive value (1 where a value is 0 or not finite)."""
+    value = np.asarray(value, float)
+    good = np.isfinite(value) & (value > 0)
+    exponent = np.round(np.log2(np.where(good, value, 1.0)))
+    return np.where(good, np.exp2(exponent), 1.0)
+
+
+def column_scales(columns: np.ndarray) -> np.ndarray:
+    """Powers of two near the root mean square of each column."""
+    if columns.shape[1] == 0:
+        return np.ones(0)
+    largest = power_of_two(np.max(np.abs(columns), axis=0))  # divided first: no overflow in the squares
+    return power_of_two(largest * np.sqrt(np.mean((columns / largest) ** 2, axis=0)))
+
+
+def scale_design(design: Design) -> tuple[Design, Scaling]:
+    """The well-scaled copy of `design` and the map back (see the module docstring)."""
+    x_scale = column_scales(design.x)
+    x = design.x / x_scale
+    unit = float(power_of_two(np.max(np.abs(design.y))))  # first to order one: no overflow below
+    y = design.y / unit
+    if design.p:
+        q, r = np.linalg.qr(x)  # X has full column rank (`build_design` dropped dependent columns)
+        shift = np.linalg.solve(r, q.T @ y)
+        residual = y - x @ shift
+    else:
+        shift, residual = np.zeros(0), y.copy()
+    if np.sqrt(residual @ residual / design.n) <= EXACT_FIT * np.max(np.abs(y)):
+        raise DataError(
+            f"data: the fixed effects fit the response {design.formula.response!r} exactly (residual SD 0);"
+            " there is no variance to estimate"
+        )
+    dof = max(design.n - design.p, 1)
+    rest = float(power_of_two(np.sqrt(residual @ residual / dof)))
+    y_scale = unit * rest
+    terms, z_scale = [], []
+    for term in design.terms:
+        scale = column_scales(term.z)
+        z_scale.append(scale)
+        terms.append(dataclasses.replace(term, z=np.ascontiguousarray(term.z / scale)))
+    scaled = dataclasses.replace(design, x=np.ascontiguousarray(x), y=residual / rest, terms=tuple(terms))
+    return scaled, Scaling(x_scale, tuple(z_scale), shift * unit, y_scale)
