@@ -159,3 +159,50 @@ def test_study_style_design_needs_no_fittable_checks():
     layout = pd.DataFrame({"g": ["a"] * 5})
     design = build_design(parsed, layout, response_required=False, fitted=False)
     assert design.terms[0].nlevels == 1
+
+
+STUDY = """
+[study]
+name = "checks"
+seed = 5
+replicates = 2
+methods = ["REML"]
+
+[model]
+formula = "y ~ 1 + time + (1 | subject)"
+
+[layout]
+kind = "longitudinal"
+subjects = 20
+times = [0, 1, 2, 3]
+
+[truth]
+beta = { "(Intercept)" = 250.0, time = 10.0 }
+sigma = 1.0
+[truth.re.subject]
+sd = { "(Intercept)" = 1.0 }
+"""
+
+
+@pytest.mark.parametrize(
+    "edits, message",
+    [
+        ({"subjects = 20": "subjects = 1"}, "grouping factor 'subject' has 1 level"),
+        (
+            {"1 + time + (1": "1 + time + I(2 * time) + (1", "time = 10.0 }": 'time = 10.0, "I(2 * time)" = 1.0 }'},
+            "the fixed-effect model matrix is rank deficient: I(2 * time) = combination of time",
+        ),
+    ],
+)
+def test_a_study_that_cannot_be_fitted_is_one_line_and_writes_nothing(tmp_path, capsys, edits, message):
+    from workbench.run import main
+
+    text = STUDY
+    for old, new in edits.items():
+        text = text.replace(old, new)
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    assert main([str(path), "--out", str(tmp_path / "out"), "--quiet", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "out").exists()

@@ -91,6 +91,7 @@ def test_tiny_residual_sd_goes_below_lme4_and_is_not_claimed_converged(reml):
     assert fit.objective < case["objective"]
     assert not fit.converged
     assert fit.return_code == FitStatus.STALLED
+    assert "Optimiser: did not converge (stalled)" in fit.summary()
     assert fit.sigma < case["sigma"]
 
 
