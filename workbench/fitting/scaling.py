@@ -29,6 +29,7 @@ import numpy as np
 from workbench.errors import DataError
 from workbench.model.design import Design
 
+SQRT_HALF = np.sqrt(0.5)
 EXACT_FIT = 1e-13  # residual RMS below this share of max |y|: rounding of an exact fit
 
 
@@ -67,19 +68,24 @@ class Scaling:
 
 
 def power_of_two(value: np.ndarray) -> np.ndarray:
-    """The power of two nearest each positive value (1 where a value is 0 or not finite)."""
+    """The power of two nearest each positive value on a log scale (1 where a value is 0 or not finite)."""
     value = np.asarray(value, float)
     good = np.isfinite(value) & (value > 0)
-    exponent = np.round(np.log2(np.where(good, value, 1.0)))
-    return np.where(good, np.exp2(exponent), 1.0)
+    mantissa, exponent = np.frexp(np.where(good, value, 1.0))  # value = mantissa·2^exponent, mantissa in [0.5, 1)
+    return np.where(good, np.ldexp(1.0, exponent - (mantissa < SQRT_HALF)), 1.0)
 
 
 def column_scales(columns: np.ndarray) -> np.ndarray:
     """Powers of two near the root mean square of each column."""
     if columns.shape[1] == 0:
         return np.ones(0)
-    largest = power_of_two(np.max(np.abs(columns), axis=0))  # divided first: no overflow in the squares
-    return power_of_two(largest * np.sqrt(np.mean((columns / largest) ** 2, axis=0)))
+    squares = np.einsum("ij,ij->j", columns, columns)
+    if not (np.all(squares < 1e300) and np.all(squares > 1e-300)):
+        # the squares over- or underflow (or a column is zero): divide by the largest entry first
+        largest = power_of_two(np.max(np.abs(columns), axis=0))
+        scaled = columns / largest
+        return power_of_two(largest * np.sqrt(np.einsum("ij,ij->j", scaled, scaled) / columns.shape[0]))
+    return power_of_two(np.sqrt(squares / columns.shape[0]))
 
 
 def scale_design(design: Design) -> tuple[Design, Scaling]:
@@ -87,25 +93,24 @@ def scale_design(design: Design) -> tuple[Design, Scaling]:
     x_scale = column_scales(design.x)
     x = design.x / x_scale
     unit = float(power_of_two(np.max(np.abs(design.y))))  # first to order one: no overflow below
-    y = design.y / unit
+    y = design.y / unit  # now max |y| is within a factor √2 of 1
     if design.p:
         q, r = np.linalg.qr(x)  # X has full column rank (`build_design` dropped dependent columns)
         shift = np.linalg.solve(r, q.T @ y)
         residual = y - x @ shift
     else:
         shift, residual = np.zeros(0), y.copy()
-    if np.sqrt(residual @ residual / design.n) <= EXACT_FIT * np.max(np.abs(y)):
+    squares = float(residual @ residual)
+    if np.sqrt(squares / design.n) <= EXACT_FIT:
         raise DataError(
             f"data: the fixed effects fit the response {design.formula.response!r} exactly (residual SD 0);"
             " there is no variance to estimate"
         )
-    dof = max(design.n - design.p, 1)
-    rest = float(power_of_two(np.sqrt(residual @ residual / dof)))
-    y_scale = unit * rest
+    rest = float(power_of_two(np.sqrt(squares / max(design.n - design.p, 1))))
     terms, z_scale = [], []
     for term in design.terms:
         scale = column_scales(term.z)
         z_scale.append(scale)
-        terms.append(dataclasses.replace(term, z=np.ascontiguousarray(term.z / scale)))
-    scaled = dataclasses.replace(design, x=np.ascontiguousarray(x), y=residual / rest, terms=tuple(terms))
-    return scaled, Scaling(x_scale, tuple(z_scale), shift * unit, y_scale)
+        terms.append(dataclasses.replace(term, z=term.z / scale))
+    scaled = dataclasses.replace(design, x=x, y=residual / rest, terms=tuple(terms))
+    return scaled, Scaling(x_scale, tuple(z_scale), shift * unit, unit * rest)

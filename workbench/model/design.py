@@ -124,10 +124,12 @@ def build_design(
     missing = [c for c in needed if c not in data.columns]
     if missing:
         raise DataError(f"data: no column named {', '.join(map(repr, missing))} (the formula uses it)")
-    for column in needed:
-        count = int(np.sum(data.columns == column))
-        if count > 1:
-            raise DataError(f"data: {count} columns are named {column!r}; the formula uses it, so the name must be unique")
+    if not data.columns.is_unique:
+        repeated = set(data.columns[data.columns.duplicated()])
+        for column in needed:
+            if column in repeated:
+                count = int(np.sum(data.columns == column))
+                raise DataError(f"data: {count} columns are named {column!r}; the formula uses it, so the name must be unique")
     frame = data[needed]
     na = frame.isna().any(axis=1).to_numpy()
     if na.all():
@@ -166,16 +168,16 @@ def build_design(
         parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()), row_labels, frame, dropped
     )
     if fitted:
-        check_fittable(design)
+        check_fittable(design, rank=not drop_dependent)  # dropping left X of full rank
     return design
 
 
-def check_fittable(design: Design) -> None:
+def check_fittable(design: Design, rank: bool = True) -> None:
     """Refuse a design whose model cannot be fitted (lme4's checks); simulation needs none of them.
 
     A grouping factor needs at least two levels and fewer levels than observations, a term's
-    random effects must be fewer than the observations, and X must have full column rank
-    (`dependent_columns`).
+    random effects must be fewer than the observations, and (with `rank`) X must have full
+    column rank (`dependent_columns`).
     """
     n = design.n
     for term in design.terms:
@@ -194,7 +196,7 @@ def check_fittable(design: Design) -> None:
                 f"data: term ({' + '.join(term.names)} | {term.group}) has {term.nlevels * term.q} random effects"
                 f" for {n} observations; the variance components would not be identifiable"
             )
-    dependent = dependent_columns(design.x)
+    dependent = dependent_columns(design.x) if rank else []
     if dependent:
         raise DataError(
             "data: the fixed-effect model matrix is rank deficient: "
