@@ -25,7 +25,7 @@ from workbench.kernels.products import CrossProducts
 from workbench.kernels.status import CONVERGED
 from workbench.fitting.result import FitResult, varcorr_frame
 from workbench.fitting.problem import Problem
-from workbench.fitting.scaling import Scaling, scale_design
+from workbench.fitting.scaling import Scaling, scale_design, well_scaled
 from workbench.fitting.structure import Structure, cross_products
 from workbench.model.parameters import term_lambdas
 
@@ -71,7 +71,7 @@ def optimize(problem: Problem, reml: bool, polish: bool = True) -> Optimum:
 def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
     """Fit `formula` (lme4 syntax) to `data` by REML (default) or maximum likelihood.
 
-    The optimum is found on a well-scaled copy of the data and mapped back exactly
+    Data far from unit scale are fitted as a well-scaled copy and mapped back exactly
     (`workbench.fitting.scaling`), so shifting the response or rescaling a column changes
     the fit only as it should.
     """
@@ -80,12 +80,17 @@ def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
     reml = arguments.boolean(reml, "reml")
     design = build_design(parse_formula(formula, random_required=False), data, drop_dependent=True)
     with numerical_failures_as_errors():
-        scaled_design, scaling = scale_design(design)
         if not design.terms:
+            problem = least_squares_problem(design)
+            if well_scaled(design):
+                return summarize_fit(problem, least_squares_optimum(problem, reml), reml)
+            scaled_design, scaling = scale_design(design)
             scaled = least_squares_problem(scaled_design)
-            optimum = least_squares_optimum(scaled, reml)
-            return summarize_fit(least_squares_problem(design), optimum, reml, (scaled, scaling))
+            return summarize_fit(problem, least_squares_optimum(scaled, reml), reml, (scaled, scaling))
         problem = Problem.build(design)
+        if well_scaled(design):
+            return summarize_fit(problem, optimize(problem, reml), reml)
+        scaled_design, scaling = scale_design(design)
         scaled = Problem(scaled_design, problem.structure, cross_products(scaled_design, problem.structure))
         return summarize_fit(problem, optimize(scaled, reml), reml, (scaled, scaling))
 

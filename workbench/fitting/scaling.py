@@ -1,7 +1,8 @@
 """Fits on a well-scaled copy of the data, mapped back exactly to the data's units.
 
 The criterion of a shifted response y + Xa or of a rescaled column is known in closed form,
-so `wb.fit` works with a copy where all of them are of order one:
+so `wb.fit` works with a copy where all of them are of order one (data already near unit
+scale, `well_scaled`, are fitted as they are):
 
 - every fixed-effect column and every random-effect column is divided by a power of two near
   its root mean square (powers of two: the division and its inverse are exact);
@@ -30,6 +31,7 @@ from workbench.errors import DataError
 from workbench.model.design import Design
 
 SQRT_HALF = np.sqrt(0.5)
+WELL_SCALED = 10  # see `well_scaled`
 EXACT_FIT = 1e-13  # residual RMS below this share of max |y|: rounding of an exact fit
 
 
@@ -88,25 +90,54 @@ def column_scales(columns: np.ndarray) -> np.ndarray:
     return power_of_two(np.sqrt(squares / columns.shape[0]))
 
 
-def scale_design(design: Design) -> tuple[Design, Scaling]:
-    """The well-scaled copy of `design` and the map back (see the module docstring)."""
-    x_scale = column_scales(design.x)
-    x = design.x / x_scale
-    unit = float(power_of_two(np.max(np.abs(design.y))))  # first to order one: no overflow below
-    y = design.y / unit  # now max |y| is within a factor √2 of 1
+def well_scaled(design: Design) -> bool:
+    """Whether the design can be fitted as it is: every column's RMS within 2^±WELL_SCALED,
+    the response's SD too and its largest value within 2^WELL_SCALED of its SD.
+
+    Such a design loses no more to rounding than its scaled copy would; skipping the copy
+    keeps the common fit as cheap as it was. Like `scale_design`, refuses a response the
+    fixed effects fit exactly.
+    """
+    limit = 2.0**WELL_SCALED
+    largest = float(np.max(np.abs(design.y)))
+    if not largest <= limit**2:  # a response this large is rescaled anyway (and its squares may overflow)
+        return False
+    sd = float(np.std(design.y))
+    if not (1.0 / limit <= sd <= limit and largest <= limit * sd):
+        return False
+    scales = [column_scales(design.x), *(column_scales(term.z) for term in design.terms)]
+    if not all(np.all((scale >= 1.0 / limit) & (scale <= limit)) for scale in scales):
+        return False
+    least_squares_residual(design, design.x, design.y / power_of_two(largest))
+    return True
+
+
+def least_squares_residual(design: Design, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients and residual of y on the columns x, refusing a response they fit exactly.
+
+    `y` must be of order one (max |y| near 1): an exact fit leaves residuals of rounding size.
+    """
     if design.p:
         q, r = np.linalg.qr(x)  # X has full column rank (`build_design` dropped dependent columns)
         shift = np.linalg.solve(r, q.T @ y)
         residual = y - x @ shift
     else:
         shift, residual = np.zeros(0), y.copy()
-    squares = float(residual @ residual)
-    if np.sqrt(squares / design.n) <= EXACT_FIT:
+    if np.sqrt(residual @ residual / design.n) <= EXACT_FIT * np.max(np.abs(y)):
         raise DataError(
             f"data: the fixed effects fit the response {design.formula.response!r} exactly (residual SD 0);"
             " there is no variance to estimate"
         )
-    rest = float(power_of_two(np.sqrt(squares / max(design.n - design.p, 1))))
+    return shift, residual
+
+
+def scale_design(design: Design) -> tuple[Design, Scaling]:
+    """The well-scaled copy of `design` and the map back (see the module docstring)."""
+    x_scale = column_scales(design.x)
+    x = design.x / x_scale
+    unit = float(power_of_two(np.max(np.abs(design.y))))  # first to order one: no overflow below
+    shift, residual = least_squares_residual(design, x, design.y / unit)
+    rest = float(power_of_two(np.sqrt(residual @ residual / max(design.n - design.p, 1))))
     terms, z_scale = [], []
     for term in design.terms:
         scale = column_scales(term.z)
