@@ -23,6 +23,7 @@ where c′ are the least-squares coefficients on X′ and β′′ the fit's. lo
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ import numpy as np
 from workbench.errors import DataError
 from workbench.model.design import Design
 
-SQRT_HALF = np.sqrt(0.5)
+SQRT_HALF = math.sqrt(0.5)
 WELL_SCALED = 10  # see `well_scaled`
 EXACT_FIT = 1e-13  # residual RMS below this share of max |y|: rounding of an exact fit
 
@@ -73,8 +74,21 @@ def power_of_two(value: np.ndarray) -> np.ndarray:
     """The power of two nearest each positive value on a log scale (1 where a value is 0 or not finite)."""
     value = np.asarray(value, float)
     good = np.isfinite(value) & (value > 0)
-    mantissa, exponent = np.frexp(np.where(good, value, 1.0))  # value = mantissa·2^exponent, mantissa in [0.5, 1)
-    return np.where(good, np.ldexp(1.0, exponent - (mantissa < SQRT_HALF)), 1.0)
+    return np.where(good, _nearest_power(np.where(good, value, 1.0)), 1.0)
+
+
+def _nearest_power(value: np.ndarray) -> np.ndarray:
+    """`power_of_two` of positive finite values."""
+    mantissa, exponent = np.frexp(value)  # value = mantissa·2^exponent, mantissa in [0.5, 1)
+    return np.ldexp(1.0, exponent - (mantissa < SQRT_HALF))
+
+
+def _scalar_power_of_two(value: float) -> float:
+    """`power_of_two` of one number."""
+    if not (math.isfinite(value) and value > 0):
+        return 1.0
+    mantissa, exponent = math.frexp(value)
+    return math.ldexp(1.0, exponent - (mantissa < SQRT_HALF))
 
 
 def column_scales(columns: np.ndarray) -> np.ndarray:
@@ -87,7 +101,7 @@ def column_scales(columns: np.ndarray) -> np.ndarray:
         largest = power_of_two(np.max(np.abs(columns), axis=0))
         scaled = columns / largest
         return power_of_two(largest * np.sqrt(np.einsum("ij,ij->j", scaled, scaled) / columns.shape[0]))
-    return power_of_two(np.sqrt(squares / columns.shape[0]))
+    return _nearest_power(np.sqrt(squares / columns.shape[0]))
 
 
 def well_scaled(design: Design) -> bool:
@@ -108,7 +122,10 @@ def well_scaled(design: Design) -> bool:
     scales = [column_scales(design.x), *(column_scales(term.z) for term in design.terms)]
     if not all(np.all((scale >= 1.0 / limit) & (scale <= limit)) for scale in scales):
         return False
-    least_squares_residual(design, design.x, design.y / power_of_two(largest))
+    # the residual norm of y on X is the last diagonal entry of R in the QR of [X y]
+    y = design.y / _scalar_power_of_two(largest)
+    residual_norm = abs(np.linalg.qr(np.column_stack([design.x, y]), mode="r")[-1, -1])
+    _refuse_exact_fit(design, residual_norm, float(np.max(np.abs(y))))
     return True
 
 
@@ -123,21 +140,26 @@ def least_squares_residual(design: Design, x: np.ndarray, y: np.ndarray) -> tupl
         residual = y - x @ shift
     else:
         shift, residual = np.zeros(0), y.copy()
-    if np.sqrt(residual @ residual / design.n) <= EXACT_FIT * np.max(np.abs(y)):
+    _refuse_exact_fit(design, float(np.sqrt(residual @ residual)), float(np.max(np.abs(y))))
+    return shift, residual
+
+
+def _refuse_exact_fit(design: Design, residual_norm: float, largest: float) -> None:
+    """One line for a response of order one whose least-squares residual is rounding."""
+    if residual_norm / np.sqrt(design.n) <= EXACT_FIT * largest:
         raise DataError(
             f"data: the fixed effects fit the response {design.formula.response!r} exactly (residual SD 0);"
             " there is no variance to estimate"
         )
-    return shift, residual
 
 
 def scale_design(design: Design) -> tuple[Design, Scaling]:
     """The well-scaled copy of `design` and the map back (see the module docstring)."""
     x_scale = column_scales(design.x)
     x = design.x / x_scale
-    unit = float(power_of_two(np.max(np.abs(design.y))))  # first to order one: no overflow below
+    unit = _scalar_power_of_two(float(np.max(np.abs(design.y))))  # first to order one: no overflow below
     shift, residual = least_squares_residual(design, x, design.y / unit)
-    rest = float(power_of_two(np.sqrt(residual @ residual / max(design.n - design.p, 1))))
+    rest = _scalar_power_of_two(float(np.sqrt(residual @ residual / max(design.n - design.p, 1))))
     terms, z_scale = [], []
     for term in design.terms:
         scale = column_scales(term.z)
