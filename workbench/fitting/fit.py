@@ -78,7 +78,7 @@ def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
     arguments.text(formula, "formula")
     arguments.frame(data, "data")
     reml = arguments.boolean(reml, "reml")
-    design = build_design(parse_formula(formula, random_required=False), data, drop_dependent=True)
+    design = build_design(parse_formula(formula, random_required=False), data, drop_unused=True)
     with numerical_failures_as_errors():
         if not design.terms:
             problem = least_squares_problem(design)

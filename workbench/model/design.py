@@ -93,19 +93,19 @@ def build_design(
     data: pd.DataFrame,
     response_required: bool = True,
     fitted: bool = True,
-    drop_dependent: bool = False,
+    drop_unused: bool = False,
 ) -> Design:
     """Check `data` against `formula` and build the design.
 
-    Rows with a missing value in a used column are dropped with a warning (lme4's default),
-    and so are the unused levels of categorical columns (silently, as lme4's model frame);
+    Rows with a missing value in a used column are dropped with a warning (lme4's default);
     infinite values (in the data or in a column the formula computes), unknown or duplicated
     columns and a non-numeric response are errors. A response that also appears as a fixed
-    term is dropped from the right-hand side with a warning (as lme4). With `drop_dependent`,
-    fixed-effect columns that are linear combinations of earlier ones are dropped with a
-    warning naming them (lme4's rank-deficiency message); without, `check_fittable` refuses
-    them. With `fitted` (a model to be fitted, not only simulated), the checks of
-    `check_fittable` apply.
+    term is dropped from the right-hand side with a warning (as lme4). With `drop_unused` (a
+    one-off fit, as lme4 makes it), unused levels of categorical columns are dropped silently
+    and fixed-effect columns that are linear combinations of earlier ones with a warning
+    naming them (lme4's rank-deficiency message); without (a study: every data set keeps the
+    same columns), `check_fittable` refuses dependent columns. With `fitted` (a model to be
+    fitted, not only simulated), the checks of `check_fittable` apply.
     """
     parsed = formula if isinstance(formula, Formula) else parse_formula(formula)
     if not isinstance(data, pd.DataFrame):
@@ -142,7 +142,8 @@ def build_design(
     for column in frame.columns:
         values = frame[column]
         if isinstance(values.dtype, pd.CategoricalDtype):
-            frame[column] = values.cat.remove_unused_categories()
+            if drop_unused:
+                frame[column] = values.cat.remove_unused_categories()
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             if not np.isfinite(values.to_numpy(dtype=float)).all():
                 raise DataError(f"data: column {column!r} has infinite values")
@@ -158,8 +159,8 @@ def build_design(
     x, fixef_names = _fixed_matrix(parsed.fixed, frame)
     _check_finite(x, fixef_names, "fixed-effect", row_labels)
     dropped: tuple[int, ...] = ()
-    if drop_dependent:
-        x, fixef_names, dropped = _drop_dependent(x, fixef_names)
+    if drop_unused:
+        x, fixef_names, dropped = _drop_unused(x, fixef_names)
     terms = [_random_term(term.expr, term.group, term.factors, frame) for term in parsed.random]
     for term in terms:
         _check_finite(term.z, term.names, f"random-effect ({term.group})", row_labels)
@@ -168,7 +169,7 @@ def build_design(
         parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()), row_labels, frame, dropped
     )
     if fitted:
-        check_fittable(design, rank=not drop_dependent)  # dropping left X of full rank
+        check_fittable(design, rank=not drop_unused)  # dropping left X of full rank
     return design
 
 
@@ -247,7 +248,7 @@ def _describe_dependent(x: np.ndarray, names: tuple[str, ...], dependent: list[i
     return out
 
 
-def _drop_dependent(x: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...], tuple[int, ...]]:
+def _drop_unused(x: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...], tuple[int, ...]]:
     """X without its dependent columns, with lme4's warning naming them."""
     dependent = dependent_columns(x)
     if not dependent:
