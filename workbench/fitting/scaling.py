@@ -106,7 +106,8 @@ def column_scales(columns: np.ndarray) -> np.ndarray:
 
 def well_scaled(design: Design) -> bool:
     """Whether the design can be fitted as it is: every column's RMS within 2^±WELL_SCALED,
-    the response's SD too and its largest value within 2^WELL_SCALED of its SD.
+    the response's least-squares residual SD too and its largest value within 2^WELL_SCALED
+    of that SD.
 
     Such a design loses no more to rounding than its scaled copy would; skipping the copy
     keeps the common fit as cheap as it was. Like `scale_design`, refuses a response the
@@ -114,19 +115,19 @@ def well_scaled(design: Design) -> bool:
     """
     limit = 2.0**WELL_SCALED
     largest = float(np.max(np.abs(design.y)))
-    if not largest <= limit**2:  # a response this large is rescaled anyway (and its squares may overflow)
+    if not 0.0 < largest <= limit**2:  # a response this large is rescaled anyway (its squares may overflow)
         return False
-    sd = float(np.std(design.y))
-    if not (1.0 / limit <= sd <= limit and largest <= limit * sd):
+    unit = _scalar_power_of_two(largest)
+    # one QR of [X y]: the norm of column j of X is that of column j of R, and the residual
+    # norm of y on X is R's last diagonal entry
+    r = np.linalg.qr(np.column_stack([design.x, design.y / unit]), mode="r")
+    _refuse_exact_fit(design, abs(r[-1, -1]), largest / unit)
+    residual_sd = abs(r[-1, -1]) * unit / np.sqrt(max(design.n - design.p, 1))
+    if not (1.0 / limit <= residual_sd <= limit and largest <= limit * residual_sd):
         return False
-    scales = [column_scales(design.x), *(column_scales(term.z) for term in design.terms)]
-    if not all(np.all((scale >= 1.0 / limit) & (scale <= limit)) for scale in scales):
-        return False
-    # the residual norm of y on X is the last diagonal entry of R in the QR of [X y]
-    y = design.y / _scalar_power_of_two(largest)
-    residual_norm = abs(np.linalg.qr(np.column_stack([design.x, y]), mode="r")[-1, -1])
-    _refuse_exact_fit(design, residual_norm, float(np.max(np.abs(y))))
-    return True
+    x_rms = np.linalg.norm(r[:, :-1], axis=0) / np.sqrt(design.n)
+    scales = [x_rms, *(column_scales(term.z) for term in design.terms)]
+    return all(np.all((scale >= 1.0 / limit) & (scale <= limit)) for scale in scales)
 
 
 def least_squares_residual(design: Design, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
