@@ -7,12 +7,15 @@ its deviance and REML criterion are lm's and it can be the null of a variance-co
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba.core.errors import NumbaError
 
 from workbench import arguments
+from workbench.errors import WorkbenchError
 from workbench.model.design import Design, build_design
 from workbench.model.formula import parse_formula
 from workbench.kernels.objective import criterion, factorize, make_workspace, solve_effects
@@ -22,7 +25,8 @@ from workbench.kernels.products import CrossProducts
 from workbench.kernels.status import CONVERGED
 from workbench.fitting.result import FitResult, varcorr_frame
 from workbench.fitting.problem import Problem
-from workbench.fitting.structure import Structure
+from workbench.fitting.scaling import Scaling, scale_design, well_scaled
+from workbench.fitting.structure import Structure, cross_products
 from workbench.model.parameters import term_lambdas
 
 GRADIENT_TOL = 1e-7  # relative to 1 + |d|
@@ -65,16 +69,42 @@ def optimize(problem: Problem, reml: bool, polish: bool = True) -> Optimum:
 
 
 def fit(formula: str, data: pd.DataFrame, reml: bool = True) -> FitResult:
-    """Fit `formula` (lme4 syntax) to `data` by REML (default) or maximum likelihood."""
+    """Fit `formula` (lme4 syntax) to `data` by REML (default) or maximum likelihood.
+
+    Data far from unit scale are fitted as a well-scaled copy and mapped back exactly
+    (`workbench.fitting.scaling`), so shifting the response or rescaling a column changes
+    the fit only as it should.
+    """
     arguments.text(formula, "formula")
     arguments.frame(data, "data")
     reml = arguments.boolean(reml, "reml")
-    design = build_design(parse_formula(formula, random_required=False), data)
-    if not design.terms:
-        problem = least_squares_problem(design)
-        return summarize_fit(problem, least_squares_optimum(problem, reml), reml)
-    problem = Problem.build(design)
-    return summarize_fit(problem, optimize(problem, reml), reml)
+    design = build_design(parse_formula(formula, random_required=False), data, drop_unused=True)
+    with numerical_failures_as_errors():
+        if not design.terms:
+            problem = least_squares_problem(design)
+            if well_scaled(design):
+                return summarize_fit(problem, least_squares_optimum(problem, reml), reml)
+            scaled_design, scaling = scale_design(design)
+            scaled = least_squares_problem(scaled_design)
+            return summarize_fit(problem, least_squares_optimum(scaled, reml), reml, (scaled, scaling))
+        problem = Problem.build(design)
+        if well_scaled(design):
+            return summarize_fit(problem, optimize(problem, reml), reml)
+        scaled_design, scaling = scale_design(design)
+        scaled = Problem(scaled_design, problem.structure, cross_products(scaled_design, problem.structure))
+        return summarize_fit(problem, optimize(scaled, reml), reml, (scaled, scaling))
+
+
+@contextmanager
+def numerical_failures_as_errors():
+    """A linear-algebra or arithmetic failure inside a fit as one `WorkbenchError` line."""
+    try:
+        yield
+    except WorkbenchError:
+        raise
+    except (np.linalg.LinAlgError, ArithmeticError, SystemError, ValueError, NumbaError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        raise WorkbenchError(f"fit: the model cannot be fitted to these data ({type(exc).__name__}: {first})") from None
 
 
 def least_squares_problem(design: Design) -> Problem:
@@ -116,12 +146,20 @@ def least_squares_optimum(problem: Problem, reml: bool) -> Optimum:
     return Optimum(theta, float(criterion(problem.structure, ws, reml)), 1, 0.0, CONVERGED)
 
 
-def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
-    """The full result at an optimum: fixed effects, their SEs, variance components, BLUPs."""
+def summarize_fit(
+    problem: Problem, optimum: Optimum, reml: bool, scaled: tuple[Problem, Scaling] | None = None
+) -> FitResult:
+    """The full result at an optimum: fixed effects, their SEs, variance components, BLUPs.
+
+    With `scaled` (a scaled copy of `problem` and its `Scaling`), `optimum` is the copy's and
+    every estimate is computed on the copy, then mapped back to `problem`'s units.
+    """
+    work, scaling = scaled if scaled is not None else (problem, None)
     design, st = problem.design, problem.structure
     ws = make_workspace(st)
-    factorize(optimum.theta, st, problem.products, ws)
+    factorize(optimum.theta, st, work.products, ws)
     objective = float(criterion(st, ws, reml))
+    deviance = float(criterion(st, ws, False))
     solution = solve_effects(st, ws)
     n, p = design.n, design.p
     tt = ws.tt
@@ -136,20 +174,29 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
         vcov = sigma2 * inv.T @ inv
     else:
         vcov = np.zeros((0, 0))
+    effects = _ranef_arrays(work.design, st, optimum.theta, solution)
+    theta = optimum.theta.copy()
+    if scaling is not None:
+        objective = scaling.criterion(objective, n, reml)
+        deviance = scaling.criterion(deviance, n, False)
+        sigma2 = sigma2 * scaling.y_scale**2
+        beta, vcov = scaling.fixef(beta), scaling.vcov(vcov)
+        effects = [scaling.ranef(k, e) for k, e in enumerate(effects)]
+        theta = scaling.theta(design, theta)
     names = pd.Index(design.fixef_names)  # one index for the three: building an index costs more than a small fit
-    singular = bool(is_singular(optimum.theta, design.theta_lower_bounds()))
+    singular = bool(is_singular(theta, design.theta_lower_bounds()))
     return FitResult(
         formula=design.formula.text,
         reml=reml,
         objective=objective,
         loglik=-0.5 * objective,
         sigma=float(np.sqrt(sigma2)),
-        theta=optimum.theta.copy(),
+        theta=theta,
         fixef=pd.Series(beta, index=names, dtype=float),
         fixef_se=pd.Series(np.sqrt(np.diag(vcov)), index=names, dtype=float),
         vcov=pd.DataFrame(vcov, index=names, columns=names),
-        varcorr=varcorr_frame(design, optimum.theta, float(np.sqrt(sigma2))),
-        ranef=_ranef(design, st, optimum.theta, solution),
+        varcorr=varcorr_frame(design, theta, float(np.sqrt(sigma2))),
+        ranef=_ranef(design, effects),
         converged=optimum.converged,
         singular=singular,
         n_evals=optimum.n_evals,
@@ -158,16 +205,24 @@ def summarize_fit(problem: Problem, optimum: Optimum, reml: bool) -> FitResult:
         n_obs=n,
         n_levels={t.group: t.nlevels for t in design.terms},
         problem=problem,
-        deviance=float(criterion(st, ws, False)),
+        deviance=deviance,
     )
 
 
-def _ranef(design: Design, st: Structure, theta: np.ndarray, solution: np.ndarray) -> dict[str, pd.DataFrame]:
-    """Conditional modes b = Λu per grouping factor (terms on the same factor side by side)."""
-    out: dict[str, pd.DataFrame] = {}
+def _ranef_arrays(design: Design, st: Structure, theta: np.ndarray, solution: np.ndarray) -> list[np.ndarray]:
+    """Conditional modes b = Λu of each term, (levels, q)."""
+    out = []
     for k, (term, lam) in enumerate(zip(design.terms, term_lambdas(design, theta))):
         u = solution[st.term_row0[k] : st.term_row0[k] + term.q * term.nlevels].reshape(term.nlevels, term.q)
-        frame = pd.DataFrame(u @ lam.T, index=pd.Index(term.levels, name=term.group), columns=list(term.names))
+        out.append(u @ lam.T)
+    return out
+
+
+def _ranef(design: Design, effects: list[np.ndarray]) -> dict[str, pd.DataFrame]:
+    """Conditional modes per grouping factor (terms on the same factor side by side)."""
+    out: dict[str, pd.DataFrame] = {}
+    for term, values in zip(design.terms, effects):
+        frame = pd.DataFrame(values, index=pd.Index(term.levels, name=term.group), columns=list(term.names))
         out[term.group] = pd.concat([out[term.group], frame], axis=1) if term.group in out else frame
     return out
 

@@ -81,7 +81,7 @@ def predict(result: FitResult, newdata: pd.DataFrame | None = None, re_form=None
     _check_levels(rows, fixed, design.frame)
     values = np.zeros(len(rows))
     if design.p:
-        x = _encode(formula.fixed, design.frame, rows, design.p)
+        x = np.delete(_encode(formula.fixed, design.frame, rows, design.p + len(design.dropped)), design.dropped, axis=1)
         values += x @ result.fixef.to_numpy(dtype=float)
     if random and len(rows):
         codes, z = [], []

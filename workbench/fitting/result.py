@@ -11,6 +11,7 @@ import pandas as pd
 from workbench.fitting import inference
 from workbench.fitting.condvar import conditional_covariances
 from workbench.fitting.predict import predict as _predict
+from workbench.fitting.status import FitStatus
 from workbench.fitting.problem import Problem
 from workbench.model.design import Design
 from workbench.model.parameters import term_lambdas
@@ -214,7 +215,7 @@ def format_fit(result: FitResult) -> str:
         }
     )
     lines.append(fixed.to_string(float_format=lambda v: f"{v:.4f}"))
-    status = "converged" if result.converged else f"did not converge (code {result.return_code})"
+    status = "converged" if result.converged else f"did not converge ({FitStatus(result.return_code).meaning})"
     lines.append("")
     lines.append(f"Optimiser: {status} after {result.n_evals} evaluations, |projected gradient| {result.gradient_norm:.1e}")
     if result.singular:

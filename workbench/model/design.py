@@ -6,6 +6,7 @@ Cholesky factor, the cross-product blocks, simulation) reads from it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class Design:
     n_dropped: int
     row_labels: pd.Index | None = None  # the data's index labels of the rows used, in order
     frame: pd.DataFrame | None = None  # the columns the formula uses, on those rows: encodes new data alike
+    dropped: tuple[int, ...] = ()  # columns of the formula's fixed-effect matrix left out (linearly dependent)
 
     @property
     def n(self) -> int:
@@ -87,19 +89,31 @@ class Design:
 
 
 def build_design(
-    formula: str | Formula, data: pd.DataFrame, response_required: bool = True, fitted: bool = True
+    formula: str | Formula,
+    data: pd.DataFrame,
+    response_required: bool = True,
+    fitted: bool = True,
+    drop_unused: bool = False,
 ) -> Design:
     """Check `data` against `formula` and build the design.
 
     Rows with a missing value in a used column are dropped with a warning (lme4's default);
-    infinite values, unknown columns and a non-numeric response are errors. With `fitted`
-    (a model to be fitted, not only simulated), so are the checks of `check_fittable`.
+    infinite values (in the data or in a column the formula computes), unknown or duplicated
+    columns and a non-numeric response are errors. A response that also appears as a fixed
+    term is dropped from the right-hand side with a warning (as lme4). With `drop_unused` (a
+    one-off fit, as lme4 makes it), unused levels of categorical columns are dropped silently
+    and fixed-effect columns that are linear combinations of earlier ones with a warning
+    naming them (lme4's rank-deficiency message); without (a study: every data set keeps the
+    same columns), `check_fittable` refuses dependent columns. With `fitted` (a model to be
+    fitted, not only simulated), the checks of `check_fittable` apply.
     """
     parsed = formula if isinstance(formula, Formula) else parse_formula(formula)
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise DataError("data: the data set is empty")
+    if response_required:
+        parsed = _without_response_term(parsed)
     try:
         fixed_vars = formulaic.Formula(parsed.fixed).required_variables
     except Exception as exc:  # formulaic's parse errors are long; keep the first line
@@ -110,6 +124,12 @@ def build_design(
     missing = [c for c in needed if c not in data.columns]
     if missing:
         raise DataError(f"data: no column named {', '.join(map(repr, missing))} (the formula uses it)")
+    if not data.columns.is_unique:
+        repeated = set(data.columns[data.columns.duplicated()])
+        for column in needed:
+            if column in repeated:
+                count = int(np.sum(data.columns == column))
+                raise DataError(f"data: {count} columns are named {column!r}; the formula uses it, so the name must be unique")
     frame = data[needed]
     na = frame.isna().any(axis=1).to_numpy()
     if na.all():
@@ -121,7 +141,10 @@ def build_design(
     frame = frame.reset_index(drop=True)
     for column in frame.columns:
         values = frame[column]
-        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            if drop_unused:
+                frame[column] = values.cat.remove_unused_categories()
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             if not np.isfinite(values.to_numpy(dtype=float)).all():
                 raise DataError(f"data: column {column!r} has infinite values")
 
@@ -134,25 +157,35 @@ def build_design(
         y = np.zeros(len(frame))
 
     x, fixef_names = _fixed_matrix(parsed.fixed, frame)
+    _check_finite(x, fixef_names, "fixed-effect", row_labels)
+    dropped: tuple[int, ...] = ()
+    if drop_unused:
+        x, fixef_names, dropped = _drop_unused(x, fixef_names)
     terms = [_random_term(term.expr, term.group, term.factors, frame) for term in parsed.random]
+    for term in terms:
+        _check_finite(term.z, term.names, f"random-effect ({term.group})", row_labels)
     order = sorted(range(len(terms)), key=lambda k: -terms[k].nlevels)
-    design = Design(parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()), row_labels, frame)
+    design = Design(
+        parsed, x, fixef_names, y, tuple(terms[k] for k in order), int(na.sum()), row_labels, frame, dropped
+    )
     if fitted:
-        check_fittable(design)
+        check_fittable(design, rank=not drop_unused)  # dropping left X of full rank
     return design
 
 
-def check_fittable(design: Design) -> None:
+def check_fittable(design: Design, rank: bool = True) -> None:
     """Refuse a design whose model cannot be fitted (lme4's checks); simulation needs none of them.
 
     A grouping factor needs at least two levels and fewer levels than observations, a term's
-    random effects must be fewer than the observations, and X must have full column rank.
+    random effects must be fewer than the observations, and (with `rank`) X must have full
+    column rank (`dependent_columns`).
     """
     n = design.n
     for term in design.terms:
         if term.nlevels < 2:
             raise DataError(
                 f"data: grouping factor {term.group!r} has {term.nlevels} level; a fitted model needs at least 2"
+                " (grouping factors must have > 1 sampled level)"
             )
         if term.nlevels >= n:
             raise DataError(
@@ -164,10 +197,94 @@ def check_fittable(design: Design) -> None:
                 f"data: term ({' + '.join(term.names)} | {term.group}) has {term.nlevels * term.q} random effects"
                 f" for {n} observations; the variance components would not be identifiable"
             )
-    if design.p and np.linalg.matrix_rank(design.x) < design.p:
+    dependent = dependent_columns(design.x) if rank else []
+    if dependent:
         raise DataError(
-            f"data: the fixed-effect columns are collinear: {', '.join(_collinear(design.x, design.fixef_names))}"
+            "data: the fixed-effect model matrix is rank deficient: "
+            + "; ".join(_describe_dependent(design.x, design.fixef_names, dependent))
         )
+
+
+RANK_TOL = 1e-7  # lme4's tolerance (rankMatrix, QR): a column whose residual is below this share of its norm
+
+
+def dependent_columns(x: np.ndarray) -> list[int]:
+    """Columns of `x` (in order) that are, to `RANK_TOL`, linear combinations of the columns kept before them.
+
+    lme4 finds the same columns by a QR decomposition that keeps the column order and moves
+    each dependent column to the end; an all-zero column is always dependent.
+    """
+    norms = np.linalg.norm(x, axis=0)
+    if 0 < x.shape[1] <= x.shape[0]:
+        # full rank, the common case, in one QR: |R_jj| is what column j adds to those before it
+        if np.all(np.abs(np.diag(np.linalg.qr(x, mode="r"))) > RANK_TOL * norms):
+            return []
+    dependent, basis = [], np.zeros((x.shape[0], 0))
+    for j in range(x.shape[1]):
+        column = x[:, j]
+        residual = column - basis @ (basis.T @ column)
+        residual -= basis @ (basis.T @ residual)  # a second pass keeps the basis orthogonal to rounding
+        size = np.linalg.norm(residual)
+        if norms[j] == 0.0 or size <= RANK_TOL * norms[j]:
+            dependent.append(j)
+        else:
+            basis = np.column_stack([basis, residual / size])
+    return dependent
+
+
+def _describe_dependent(x: np.ndarray, names: tuple[str, ...], dependent: list[int]) -> list[str]:
+    """'name = combination of a, b' or 'name is zero' for each dependent column."""
+    kept = [j for j in range(x.shape[1]) if j not in dependent]
+    out = []
+    for j in dependent:
+        earlier = [k for k in kept if k < j]
+        if not np.any(x[:, j]):
+            out.append(f"{names[j]} is zero")
+            continue
+        coef = np.linalg.lstsq(x[:, earlier], x[:, j], rcond=None)[0] if earlier else np.zeros(0)
+        scale = np.abs(coef) * np.linalg.norm(x[:, earlier], axis=0) if earlier else coef
+        partners = [names[earlier[i]] for i in np.flatnonzero(scale > RANK_TOL * np.linalg.norm(x[:, j]))]
+        out.append(f"{names[j]} = combination of {', '.join(partners)}" if partners else f"{names[j]} is zero")
+    return out
+
+
+def _drop_unused(x: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...], tuple[int, ...]]:
+    """X without its dependent columns, with lme4's warning naming them."""
+    dependent = dependent_columns(x)
+    if not dependent:
+        return x, names, ()
+    count = len(dependent)
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {count} column{'s' if count > 1 else ''}"
+        f" / coefficient{'s' if count > 1 else ''}: " + "; ".join(_describe_dependent(x, names, dependent)),
+        UserWarning,
+        stacklevel=4,
+    )
+    keep = [j for j in range(x.shape[1]) if j not in dependent]
+    return np.ascontiguousarray(x[:, keep]), tuple(names[j] for j in keep), tuple(dependent)
+
+
+def _check_finite(columns: np.ndarray, names: tuple[str, ...], kind: str, row_labels: pd.Index) -> None:
+    """One line naming a model-matrix column with a non-finite value (e.g. log of a zero)."""
+    bad = ~np.isfinite(columns)
+    if bad.any():
+        row, j = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"data: the {kind} column {names[j]!r} is {columns[row, j]} at row {row_labels[row]!r}"
+            f" ({int(bad[:, j].sum())} non-finite values); it must be finite"
+        )
+
+
+def _without_response_term(parsed: Formula) -> Formula:
+    """The formula without a fixed term that is the response itself, with lme4's warning."""
+    parts = [part.strip() for part in parsed.fixed.split("+")]
+    if parsed.response not in parts:
+        return parsed
+    warnings.warn(
+        f"the response {parsed.response!r} appeared on the right-hand side and was dropped", UserWarning, stacklevel=4
+    )
+    rest = [part for part in parts if part != parsed.response]
+    return dataclasses.replace(parsed, fixed=" + ".join(rest) or "1")
 
 
 def _lme4_name(name: str) -> str:
@@ -182,7 +299,8 @@ def _model_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str
     if direct is not None:
         return direct
     try:
-        matrix = formulaic.model_matrix(expr, frame, na_action="raise")
+        with np.errstate(all="ignore"):  # log(0) and the like: `_check_finite` names the column
+            matrix = formulaic.model_matrix(expr, frame, na_action="raise")
     except Exception as exc:
         raise FormulaError(f"formula: cannot build {expr!r}: {str(exc).splitlines()[0]}") from None
     names = tuple(_lme4_name(str(c)) for c in matrix.columns)
@@ -217,20 +335,6 @@ def _fixed_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str
     if x.shape[1] == 0:
         return np.zeros((len(frame), 0)), ()
     return np.ascontiguousarray(x), names
-
-
-def _collinear(x: np.ndarray, names: tuple[str, ...]) -> list[str]:
-    """Columns that are linear combinations of the columns before them, with those they depend on."""
-    out, kept = [], []
-    for j in range(x.shape[1]):
-        candidate = kept + [j]
-        if np.linalg.matrix_rank(x[:, candidate]) < len(candidate):
-            coef, *_ = np.linalg.lstsq(x[:, kept], x[:, j], rcond=None) if kept else (np.zeros(0),)
-            partners = [names[kept[i]] for i in np.flatnonzero(np.abs(coef) > 1e-8)]
-            out.append(f"{names[j]} = combination of {', '.join(partners)}" if partners else f"{names[j]} is zero")
-        else:
-            kept.append(j)
-    return out
 
 
 def _random_term(expr: str, group: str, factors: tuple[str, ...], frame: pd.DataFrame) -> Term:
