@@ -215,3 +215,59 @@ def test_a_refused_run_leaves_no_directory(tmp_path):
         with output_lock(tmp_path / "x"):
             raise StudyError("x")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("replicates = 12", "replicates = 1000000000000", "error: study.replicates: must be at most 1,000,000,000, got 1,000,000,000,000"),
+        ("chunk_size = 5", "chunk_size = 1000000000000", "error: execution.chunk_size: must be at most 1,000,000, got 1,000,000,000,000"),
+        ('name = "tiny"', 'name = "' + "n" * 300 + '"', "error: study.name: must be at most 100 characters (a folder name), got 300"),
+        ("sigma = 1.0", "sigma = 1e308", "error: truth.sigma: must be at most 1e+150 in magnitude, got 1e+308"),
+        ('"(Intercept)" = 10.0', '"(Intercept)" = 1e308', "error: truth.beta.\"(Intercept)\": must be at most 1e+150 in magnitude, got 1e+308"),
+        ('"layout.subjects" = [8, 12]', '"layout.subjects" = [8, 12]\n"truth.sigma" = [1.0, 2.0]\n"truth.beta.time" = ' + str(list(range(60000))), "error: grid: makes 240,000 design points, more than 100,000"),
+        ("subjects = 8", "subjects = 5000000", "error: layout: data sets of up to 25,000,000 rows need about"),
+    ],
+    ids=["replicates", "chunk_size", "name", "sigma", "beta", "grid", "rows"],
+)
+def test_what_no_machine_can_hold_is_one_line_before_anything_is_written(tmp_path, capsys, old, new, message):
+    text = slopes_study()
+    assert old in text
+    path, out = tmp_path / "study.toml", tmp_path / "out"
+    path.write_text(text.replace(old, new, 1).replace('"layout.subjects" = [8, 12]', "") if old == "subjects = 8" else text.replace(old, new, 1))
+    assert run(path, out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_a_store_larger_than_the_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 0, 10**5))
+    path, out = write(tmp_path, replicates=1000), tmp_path / "out"
+    assert run(path, out) == 2
+    assert capsys.readouterr().err.startswith("error: study.replicates: the results would take up to 728.0 kB, more than the 100.0 kB free")
+    assert not out.exists()
+
+
+def test_a_full_disk_while_writing_is_one_line_and_resumable(complete, tmp_path, capsys, monkeypatch):
+    path, _, reference = complete
+    out = tmp_path / "full"
+    real = ReplicateStore.write_unit
+    calls = []
+
+    def write_unit(self, *args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(self.path))
+        return real(self, *args)
+
+    monkeypatch.setattr(ReplicateStore, "write_unit", write_unit)
+    assert run(path, out) == 2
+    assert capsys.readouterr().err == f"error: cannot write the results ({out / 'replicates.zarr'}): No space left on device; rerun to resume\n"
+    monkeypatch.setattr(ReplicateStore, "write_unit", real)
+    assert run(path, out) == 0
+    same(arrays(out), reference)

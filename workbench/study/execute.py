@@ -15,6 +15,7 @@ import xarray as xr
 from workbench.errors import StudyError
 from workbench.results.summarise import summarise, timing
 from workbench.study.cluster import run_on_cluster
+from workbench.study.resources import check_store
 from workbench.study.integrity import INPUTS_ATTR, check_inputs, damaged_units, describe_inputs
 from workbench.study.spec import Study
 from workbench.study.store import ReplicateStore, StoreLayout
@@ -38,6 +39,7 @@ def run_study(
     this process still writes the store.
     """
     outline = check_study(study)
+    check_store(len(study.points()), study.replicates, len(study.fits), len(outline.labels), out)
     store = ReplicateStore(out)
     if fresh:
         store.remove()

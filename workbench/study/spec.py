@@ -30,8 +30,16 @@ from workbench.arguments import MAX_SEED
 from workbench.checks import Checker, key_path, show
 from workbench.errors import StudyError, TruthError, WorkbenchError
 from workbench.simulation.distributions import parse_distribution
-from workbench.simulation.layout import validate_layout
+from workbench.simulation.layout import prepare_layout
 from workbench.simulation.residuals import parse_residuals
+from workbench.study.resources import (
+    MAX_CHUNK_SIZE,
+    MAX_NAME_LENGTH,
+    MAX_POINTS,
+    MAX_REPLICATES,
+    MAX_TRUTH,
+    check_rows,
+)
 
 __all__ = [
     "METHODS",
@@ -191,7 +199,7 @@ def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
     result = Study(
         name=_study_name(study["name"]),
         seed=_check.integer(study["seed"], "study.seed", 0, MAX_SEED),
-        replicates=_check.integer(study["replicates"], "study.replicates", 1),
+        replicates=_at_most(_check.integer(study["replicates"], "study.replicates", 1), MAX_REPLICATES, "study.replicates"),
         methods=methods,
         formula=formula,
         analyses=_analyses(document.get("analysis"), formula, methods),
@@ -204,7 +212,8 @@ def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
         base_dir=Path(base_dir),
     )
     base = DesignPoint(0, {}, result.layout, result.truth)
-    _check_each(result.points(), _structure_checker(result.base_dir), base, bool(result.grid))
+    checker = _structure_checker(result.base_dir, result.execution.chunk_size, result.replicates)
+    _check_each(result.points(), checker, base, bool(result.grid))
     return result
 
 
@@ -219,13 +228,19 @@ def validate_truth(truth: Any, prefix: str = "truth") -> None:
     check.keys(truth, prefix, ("beta", "sigma"), ("re", "residual"))
     beta_path = key_path(prefix, "beta")
     for name, value in check.table(truth["beta"], beta_path).items():
-        check.number(value, key_path(beta_path, name))
-    check.positive_number(truth["sigma"], key_path(prefix, "sigma"))
+        _magnitude(check, check.number(value, key_path(beta_path, name)), key_path(beta_path, name))
+    _magnitude(check, check.positive_number(truth["sigma"], key_path(prefix, "sigma")), key_path(prefix, "sigma"))
     re_path = key_path(prefix, "re")
     for group, term in check.table(truth.get("re", {}), re_path).items():
         _check_term(check, term, key_path(re_path, group))
     if "residual" in truth:
         parse_residuals(truth["residual"], key_path(prefix, "residual"))
+
+
+def _magnitude(check: Checker, value: float, path: str) -> None:
+    """A true value must be small enough that its square (a variance, a sum of squares) is finite."""
+    if abs(value) > MAX_TRUTH:
+        check.fail(path, f"must be at most {MAX_TRUTH:g} in magnitude, got {value:g}")
 
 
 def _check_term(check: Checker, term: Any, path: str) -> None:
@@ -239,7 +254,7 @@ def _check_term(check: Checker, term: Any, path: str) -> None:
     if not sd:
         check.fail(sd_path, "must give the SD of at least one term")
     for name, value in sd.items():
-        check.non_negative_number(value, key_path(sd_path, name))
+        _magnitude(check, check.non_negative_number(value, key_path(sd_path, name)), key_path(sd_path, name))
     names = list(sd)
     correlation = np.eye(len(names))
     given: set[frozenset[str]] = set()
@@ -267,7 +282,15 @@ def _corr_pair(key: str, names: list[str]) -> tuple[str, str] | None:
     return splits[0] if len(splits) == 1 else None
 
 
+def _at_most(value: int, largest: int, path: str) -> int:
+    if value > largest:
+        _check.fail(path, f"must be at most {largest:,}, got {value:,}")
+    return value
+
+
 def _study_name(name: Any) -> str:
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        _check.fail("study.name", f"must be at most {MAX_NAME_LENGTH} characters (a folder name), got {len(name)}")
     if not (isinstance(name, str) and _NAME.fullmatch(name) and name.strip(".")):
         _check.fail(
             "study.name",
@@ -320,7 +343,7 @@ def _execution(table: Any) -> Execution:
     _check.keys(table, "execution", (), ("workers", "chunk_size", "scheduler"))
     workers = _check.integer(table.get("workers", _cpu_count()), "execution.workers", 1)
     chunk_size = table.get("chunk_size", _DEFAULT_CHUNK_SIZE)
-    chunk_size = _check.integer(chunk_size, "execution.chunk_size", 1)
+    chunk_size = _at_most(_check.integer(chunk_size, "execution.chunk_size", 1), MAX_CHUNK_SIZE, "execution.chunk_size")
     scheduler = table.get("scheduler")
     if scheduler is not None and not (
         isinstance(scheduler, str) and scheduler.startswith("tcp://") and len(scheduler) > 6
@@ -372,6 +395,9 @@ def _grid(document: Mapping) -> dict[str, tuple[Any, ...]]:
                 _check.fail(where, f"overlaps {other_where}")
         seen[segments] = where
         result[path] = tuple(values)
+    points = int(np.prod([len(values) for values in result.values()], dtype=object))
+    if points > MAX_POINTS:
+        _check.fail("grid", f"makes {points:,} design points, more than {MAX_POINTS:,}")
     return result
 
 
@@ -417,9 +443,10 @@ def _set(document: dict, segments: tuple[str, ...], value: Any) -> None:
 # --- checking every point -------------------------------------------------------------
 
 
-def _structure_checker(base_dir: Path) -> Callable[[DesignPoint], None]:
+def _structure_checker(base_dir: Path, chunk_size: int, replicates: int) -> Callable[[DesignPoint], None]:
     def check(point: DesignPoint) -> None:
-        validate_layout(point.layout, base_dir, prefix="layout")
+        layout = prepare_layout(point.layout, base_dir, prefix="layout")
+        check_rows(layout.plan.max_rows, chunk_size, replicates, "layout")
         validate_truth(point.truth, prefix="truth")
 
     return check
