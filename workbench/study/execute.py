@@ -71,7 +71,7 @@ def run_study(
         # also on Ctrl-C: the bar is finished before the command says it was interrupted
         progress.close()
     raw = store.open()
-    summary = summarise(raw, study.level)
+    summary = summarise(raw, study.level, study.alpha)
     write_summary(summary, summary_path)
     write_summary(timing(raw), out / TIMING_FILE)
     return summary
@@ -153,7 +153,10 @@ def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
         chunk_size=study.execution.chunk_size,
         factors={path: [point.factors[path] for point in points] for path in study.grid},
         truth=outline.truth,
-        attrs={"study": study.text, "study_name": study.name, "seed": str(study.seed), "level": study.level},
+        attrs={"study": study.text, "study_name": study.name, "seed": str(study.seed), "level": study.level}
+        | ({"alpha": list(study.alpha)} if outline.tests else {}),
+        tests=outline.tests,
+        intervals=outline.intervals,
     )
 
 

@@ -38,6 +38,7 @@ from workbench.model.parameters import ParameterLabel, parameter_labels, paramet
 from workbench.model.truth import truth_mechanism, truth_to_parameters
 from workbench.simulation.layout import prepare_layout
 from workbench.simulation.simulate import DrawPlan, SimulationInputs, draw_plan, layout_generator, simulation_inputs
+from workbench.study.inference_plan import InferencePlan, TestLabel, plan_inference
 from workbench.study.spec import Analysis, DesignPoint, Study
 from workbench.study.varying import DataSource
 
@@ -76,6 +77,7 @@ class PointPlan:
     labels: tuple[ParameterLabel, ...]  # the study's parameters
     truth: np.ndarray  # their true values, in `labels` order
     source: DataSource | None = None  # how each data set is made when their rows vary (else None)
+    inference: InferencePlan | None = None  # the tests and intervals of the point
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -93,6 +95,8 @@ class StudyOutline:
 
     labels: tuple[ParameterLabel, ...]
     truth: np.ndarray  # (point, param)
+    tests: tuple[TestLabel, ...] = ()
+    intervals: tuple[str, ...] = ()
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -159,6 +163,7 @@ def _plan(study: Study, point: DesignPoint, layout: pd.DataFrame, source: DataSo
         labels=tuple(labels.values()),
         truth=np.array([truth_of(label, generating) for label in labels.values()], dtype=float),
         source=source,
+        inference=plan_inference(study, point.index, designs),
     )
 
 
@@ -178,7 +183,10 @@ def check_study(study: Study) -> StudyOutline:
     names = {plan.params for plan in plans}
     if len(names) > 1:
         raise StudyError("grid: the design points do not share the same parameters (a factor level missing?)")
-    return StudyOutline(plans[0].labels, np.array([plan.truth for plan in plans]))
+    if len({plan.inference.labels for plan in plans}) > 1:
+        raise StudyError("grid: the design points do not share the same tests (a fixed effect missing?)")
+    inference = plans[0].inference
+    return StudyOutline(plans[0].labels, np.array([plan.truth for plan in plans]), inference.labels, inference.intervals)
 
 
 def _design(formula: str, layout: pd.DataFrame, where: str, fitted: bool) -> Design:
