@@ -131,7 +131,7 @@ def initial_guess(st, cp, ws, reml, lower):
         for j in range(m):
             hess[j, i] = (moved[j] - base[j]) / h
     hess = 0.5 * (hess + hess.T)
-    if np.linalg.eigvalsh(hess)[0] > 0.0:
+    if m > 0 and np.linalg.eigvalsh(hess)[0] > 0.0:
         hinv = np.linalg.inv(hess)
     return start, hinv, m + 1
 

@@ -96,15 +96,15 @@ def interval_measures(raw: xr.Dataset, done: np.ndarray) -> dict:
 def inference_coordinates(raw: xr.Dataset, alpha: tuple[float, ...]) -> dict:
     """The summary's coordinates of the tests and intervals (those the raw store has)."""
     coords: dict = {}
-    if "test" in raw.dims:
+    if "p_value" in raw:
         coords["test"] = np.array([str(v) for v in raw["test"].values], dtype=object)
         for name in ("test_kind", "test_analysis", "test_effect", "test_null"):
             coords[name] = ("test", np.array([str(v) for v in raw[name].values], dtype=object))
         coords["alpha"] = np.asarray(alpha, dtype=float)
-    if "interval" in raw.dims:
+    if "lower" in raw:
         coords["interval"] = np.array([str(v) for v in raw["interval"].values], dtype=object)
     return coords
 
 
 def inference_attrs(raw: xr.Dataset) -> dict:
-    return {"reason_codes": reason_codes_text()} if ("test" in raw.dims or "interval" in raw.dims) else {}
+    return {"reason_codes": reason_codes_text()} if ("p_value" in raw or "lower" in raw) else {}

@@ -98,9 +98,9 @@ def summarise(raw: xr.Dataset, level: float = 0.95, alpha: tuple[float, ...] | N
     data_vars["n_done"] = (("point",), n_done)
     if alpha is None:
         alpha = tuple(np.atleast_1d(raw.attrs.get("alpha", [0.05])).astype(float))
-    if "test" in raw.dims:
+    if "p_value" in raw:
         data_vars.update(test_measures(raw, done, alpha))
-    if "interval" in raw.dims:
+    if "lower" in raw:
         data_vars.update(interval_measures(raw, done))
     data_vars["truth"] = (("point", "param"), truth[:, 0, :])
 
@@ -122,7 +122,7 @@ def summarise(raw: xr.Dataset, level: float = 0.95, alpha: tuple[float, ...] | N
     # The creation time stays in the store: a summary changes only when its numbers do.
     attrs = {key: value for key, value in _plain_attrs(raw.attrs).items() if key not in _RUN_ATTRS}
     summary.attrs = {**attrs, "level": level, **inference_attrs(raw)}
-    if "test" in raw.dims:
+    if "p_value" in raw:
         summary.attrs["alpha"] = np.asarray(alpha, dtype=float)
     for name in ("point", "analysis", "param"):
         summary[name].attrs.update(raw[name].attrs)

@@ -3,10 +3,12 @@
 The fixed-effect statistics and df come from the replicate loop (`kernels.replicate_tests`);
 here they get their p-values (two-sided, normal for z, t otherwise). A likelihood-ratio
 statistic is the drop in criterion from the smaller to the larger fit of the same data set,
-cut at 0 as `workbench.lrt`, with its p-value under the χ²(df) null, the 50:50 χ̄² mixture
-(½χ²(df − 1) + ½χ²(df); ½χ²₀ + ½χ²₁ for df = 1), or the exact null's draws. A Wald interval
-is estimate ± z·SE on each parameter's own scale. Values that cannot be had are NaN with a
-reason code of `kernels.reasons`.
+cut at 0 as `workbench.lrt`, and set to 0 below `ZERO_DROP`: a variance that the optimiser
+left at 1e-8 instead of exactly 0, where the criterion is flat, lowers it by ~1e-12 only, and
+such a fit is on the boundary (the statistic's point mass at 0 counts it). Its p-value is
+under the χ²(df) null, the 50:50 χ̄² mixture (½χ²(df − 1) + ½χ²(df); ½χ²₀ + ½χ²₁ for
+df = 1), or the exact null's draws. A Wald interval is estimate ± z·SE on each parameter's
+own scale. Values that cannot be had are NaN with a reason code of `kernels.reasons`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from workbench.kernels.reasons import COMPUTED, FIT_FAILED, NOT_COMPUTABLE, NOT_
 from workbench.kernels.status import FAILED
 from workbench.study.inference_plan import InferencePlan, LRTPlan
 
-__all__ = ["add_intervals", "add_tests", "empty_inference", "scatter_fixed_tests"]
+__all__ = ["ZERO_DROP", "add_intervals", "add_tests", "empty_inference", "scatter_fixed_tests"]
+
+ZERO_DROP = 1e-8  # criterion drops below this are rounding at the boundary: statistic 0
 
 def empty_inference(plan: InferencePlan, nrep: int, nfits: int, nparams: int) -> dict[str, np.ndarray]:
     """The unit's test and interval arrays, filled with NaN and `NOT_RUN`; none when none are asked for."""
@@ -69,7 +73,7 @@ def _likelihood_ratio(lrt: LRTPlan, results: dict) -> None:
     drop = objective[:, lrt.smaller_fit] - objective[:, lrt.larger_fit]
     failed = (results["status"][:, lrt.smaller_fit] == FAILED) | (results["status"][:, lrt.larger_fit] == FAILED)
     ok = np.isfinite(drop) & ~failed
-    statistic = np.where(ok, np.maximum(drop, 0.0), np.nan)
+    statistic = np.where(ok, np.where(drop < ZERO_DROP, 0.0, drop), np.nan)
     df = lrt.df
     with np.errstate(invalid="ignore"):
         if lrt.test.null == "chi2":
