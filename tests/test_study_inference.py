@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import workbench as wb
-from workbench.kernels.reasons import COMPUTED, NOT_IN_MODEL, NOT_REQUESTED
+from workbench.kernels.reasons import COMPUTED, NOT_IMPLEMENTED, NOT_REQUESTED
 from workbench.run import main
 from workbench.study.execute import read_summary
 from workbench.study.spec import parse_study
@@ -38,7 +38,7 @@ corr = { "(Intercept):time" = 0.3 }
 name = "slopes"
 methods = ["ML", "REML"]
 tests = ["asymptotic", "residual", "satterthwaite", { ddf = "kenward-roger", effects = ["time"] }]
-intervals = ["wald"]
+intervals = ["wald", "profile"]
 
 [[analysis]]
 name = "intercepts"
@@ -139,10 +139,30 @@ def test_wald_intervals_are_estimate_plus_minus_z_se_with_reasons(run):
     np.testing.assert_allclose(slopes["lower"], slopes["estimate"] - z * slopes["std_error"], rtol=1e-12)
     np.testing.assert_allclose(slopes["upper"], slopes["estimate"] + z * slopes["std_error"], rtol=1e-12)
     assert (slopes["interval_reason"].values == COMPUTED).all()
+    assert list(raw["interval"].values) == ["wald", "profile"]
     # an analysis that did not ask, and a parameter an analysis lacks
     assert (wald.sel(analysis="intercepts:REML")["interval_reason"].values == NOT_REQUESTED).all()
     assert np.isnan(wald.sel(analysis="intercepts:REML")["lower"].values).all()
     assert "reason_codes" in raw.attrs
+
+
+@pytest.mark.parametrize("method", ["ML", "REML"])
+def test_profile_limits_of_sds_match_confint_profile_of_the_same_data_set(run, method):
+    path, raw = run
+    for replicate in (0, 1, 5):
+        data = wb.replicate_data(path, point=0, replicate=replicate)
+        fit = wb.fit("y ~ 1 + time + (1 + time | subject)", data, reml=method == "REML")
+        expected = fit.confint(method="profile")
+        cell = raw.sel(analysis=f"slopes:{method}", interval="profile").isel(point=0, replicate=replicate)
+        for param in ("sd[subject:(Intercept)]", "sd[subject:time]", "sd[Residual]"):
+            for side in ("lower", "upper"):
+                assert float(cell[side].sel(param=param)) == pytest.approx(expected.loc[param, side], rel=1e-6, abs=1e-9)
+        # a variance's limits are its SD's squared
+        low = float(cell["lower"].sel(param="var[subject:time]"))
+        assert low == pytest.approx(float(cell["lower"].sel(param="sd[subject:time]")) ** 2, rel=1e-12)
+        reasons = dict(zip(cell["param"].values, cell["interval_reason"].values))
+        assert reasons["sd[subject:time]"] == COMPUTED and reasons["var[Residual]"] == COMPUTED
+        assert reasons["beta[time]"] == NOT_IMPLEMENTED and reasons["corr[subject:(Intercept),time]"] == NOT_IMPLEMENTED
 
 
 def test_summary_rejection_rates_and_coverage(run):
@@ -199,7 +219,7 @@ BAD = [
     ('[[analysis]]\nname = "a"\ntests = "satterthwaite"\n', 'analysis.a.tests: must be a list of ddf methods (asymptotic, residual, satterthwaite, kenward-roger) or { ddf, effects } tables, got "satterthwaite"'),
     ('[[analysis]]\nname = "a"\nmethods = ["ML"]\ntests = ["kenward-roger"]\n', 'analysis.a.tests: "kenward-roger" is defined for REML fits; the analysis has no REML method'),
     ('[[analysis]]\nname = "a"\ntests = [{ ddf = "residual", effects = [] }]\n', "analysis.a.tests[0].effects: must be a non-empty list of fixed-effect names, got []"),
-    ('[[analysis]]\nname = "a"\nintervals = ["profil"]\n', 'analysis.a.intervals[0]: must be one of wald, got "profil"'),
+    ('[[analysis]]\nname = "a"\nintervals = ["profil"]\n', 'analysis.a.intervals[0]: must be one of wald, profile, got "profil"'),
     ('[tests]\nddf = ["satterthwaite"]\neffect = ["time"]\n', "tests.effect: unknown key (expected one of: ddf, effects)"),
     (ANALYSES + '[[lrt]]\nsmaller = "flatt"\nlarger = "slopes"\n', 'lrt[0].smaller: must name an [[analysis]] (slopes, flat), got "flatt"'),
     (ANALYSES + '[[lrt]]\nsmaller = "flat"\nlarger = "slopes"\nnull = "F"\n', 'lrt[0].null: must be one of chi2, mixture, exact, got "F"'),

@@ -9,6 +9,7 @@ FIT_FAILED = 2  # the fit has no estimates
 NOT_COMPUTABLE = 3  # the fit is there but the quantity is not (a Hessian not positive definite, an SE not finite)
 VARYING_ROWS = 4  # computed in the replicate loop only for data sets that share their rows
 NOT_IN_MODEL = 5  # the analysis has no such parameter
+NOT_IMPLEMENTED = 6  # the method does not give this parameter (profile limits of β, covariances, correlations)
 NOT_RUN = -1  # a store's fill value: the replicate has not been computed
 
 REASONS = {
@@ -18,6 +19,7 @@ REASONS = {
     NOT_COMPUTABLE: "not_computable",
     VARYING_ROWS: "varying_rows",
     NOT_IN_MODEL: "not_in_model",
+    NOT_IMPLEMENTED: "not_implemented",
     NOT_RUN: "not_run",
 }
 

@@ -8,7 +8,8 @@ Keys (each mistake is one `StudyError` line naming its key):
   naming the effects. ``[tests] ddf = [...]`` (and optionally ``effects = [...]``) is the
   default of every analysis without its own ``tests``.
 - ``[[analysis]] intervals = [...]``: interval methods; ``"wald"`` (estimate ± z·SE on every
-  parameter's scale). ``[intervals] methods = [...]`` is the default.
+  parameter's scale) and ``"profile"`` (profile likelihood, as lme4's, of the SDs, variances
+  and σ; computed in the replicate loop). ``[intervals] methods = [...]`` is the default.
 - ``[[lrt]]``: ``smaller`` and ``larger`` (analysis names), ``null`` (``"chi2"``,
   ``"mixture"``, ``"exact"``), ``method`` (``"ML"`` or ``"REML"``; default ML; both analyses
   fit it), ``nsim`` (draws of the exact null, default 10000).
@@ -30,7 +31,7 @@ from workbench.errors import StudyError
 __all__ = ["DDF", "INTERVALS", "NULLS", "FixedTest", "LikelihoodRatioTest", "parse_alpha", "parse_lrts"]
 
 DDF = ("asymptotic", "residual", "satterthwaite", "kenward-roger")
-INTERVALS = ("wald",)
+INTERVALS = ("wald", "profile")
 NULLS = ("chi2", "mixture", "exact")
 DEFAULT_ALPHA = (0.05,)
 DEFAULT_NSIM = 10000

@@ -8,7 +8,8 @@ left at 1e-8 instead of exactly 0, where the criterion is flat, lowers it by ~1e
 such a fit is on the boundary (the statistic's point mass at 0 counts it). Its p-value is
 under the χ²(df) null, the 50:50 χ̄² mixture (½χ²(df − 1) + ½χ²(df); ½χ²₀ + ½χ²₁ for
 df = 1), or the exact null's draws. A Wald interval is estimate ± z·SE on each parameter's
-own scale. Values that cannot be had are NaN with a reason code of `kernels.reasons`.
+own scale; profile limits come from the replicate loop (`kernels.profile_limits`). Values
+that cannot be had are NaN with a reason code of `kernels.reasons`.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ def _likelihood_ratio(lrt: LRTPlan, results: dict) -> None:
     results["test_reason"][:, index] = np.where(ok, COMPUTED, FIT_FAILED)
 
 
-def add_intervals(plan: InferencePlan, results: dict, columns: list[np.ndarray], level: float) -> None:
-    """Wald intervals of every parameter of the fits that ask for them; `columns[f]`: fit f's parameters."""
+def add_intervals(plan: InferencePlan, results: dict, columns: list[np.ndarray], level: float, profile: dict) -> None:
+    """The intervals of the fits that ask for them; `columns[f]`: fit f's parameters; `profile`:
+    the profile limits of the replicate loop, (R, fits, P) ``lower``, ``upper`` and ``reason``."""
     if not plan.intervals:
         return
     z = float(ndtri((1 + level) / 2))
@@ -105,12 +107,16 @@ def add_intervals(plan: InferencePlan, results: dict, columns: list[np.ndarray],
             if not plan.interval_fits[f, i]:
                 reason[:] = NOT_REQUESTED
                 continue
-            # method == "wald", the only one so far
-            est, se = estimate[:, f], std_error[:, f]
-            finite = np.isfinite(est) & np.isfinite(se)
-            results["lower"][:, f, i] = np.where(finite, est - z * se, np.nan)
-            results["upper"][:, f, i] = np.where(finite, est + z * se, np.nan)
-            code = np.where(finite, COMPUTED, NOT_COMPUTABLE)
+            if method == "wald":
+                est, se = estimate[:, f], std_error[:, f]
+                finite = np.isfinite(est) & np.isfinite(se)
+                results["lower"][:, f, i] = np.where(finite, est - z * se, np.nan)
+                results["upper"][:, f, i] = np.where(finite, est + z * se, np.nan)
+                code = np.where(finite, COMPUTED, NOT_COMPUTABLE).astype(np.int8)
+            else:
+                results["lower"][:, f, i] = profile["lower"][:, f]
+                results["upper"][:, f, i] = profile["upper"][:, f]
+                code = profile["reason"][:, f].copy()
             code[failed[:, f]] = FIT_FAILED
             code[:, ~present] = NOT_IN_MODEL
             reason[:] = code
