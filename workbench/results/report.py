@@ -39,7 +39,8 @@ _MEASURES = (
     ("empse", "emp. SE", 1),
     ("modelse", "model SE", 1),
     ("rmse", "RMSE", 1),
-    ("coverage", "coverage", 1),
+    ("coverage", "coverage (with SE)", 1),
+    ("coverage_all", "coverage (all)", 1),
 )
 # The figures drawn from the raw replicates.
 RAW_FIGURES = ("zip", "distribution", "scatter")
@@ -455,19 +456,24 @@ def _summary_tables(results: Results) -> str:
     blocks = [
         "## Summary tables",
         "",
-        "Estimate (MCSE) of every measure per parameter and analysis; relative bias in % of the truth.",
+        "Estimate (MCSE) of every measure per parameter and analysis; relative bias in % of the truth. Wald"
+        " coverage among the fits with a finite SE, and over all fits with an estimate (no SE: not covering);"
+        " n: fits with an estimate (with a finite SE).",
     ]
     for point in range(design.npoints):
         cell = summary.isel(point=point).sel({"subset": SUBSET})
         blocks += ["", f"### {design.title(point, width=1000)}", ""]
-        header = ["parameter", "truth", "analysis", *(title for _, title, _ in _MEASURES)]
+        # summaries written before coverage_all existed lack it
+        measures = [measure for measure in _MEASURES if measure[0] in summary]
+        header = ["parameter", "truth", "analysis", *(title for _, title, _ in measures), "n (with SE)"]
         rows = []
         for param in results.params:
             values = cell.sel({"param": param})
             for analysis in results.analyses:
                 chosen = values.sel({"analysis": analysis})
                 row = [param, f"{float(values['truth']):.4g}", analysis]
-                row += [_with_mcse(scale * chosen[name], scale * chosen[f"{name}_mcse"]) for name, _, scale in _MEASURES]
+                row += [_with_mcse(scale * chosen[name], scale * chosen[f"{name}_mcse"]) for name, _, scale in measures]
+                row.append(f"{int(chosen['n_used'])} ({int(chosen['n_with_se'])})")
                 rows.append(row)
         blocks.append(markdown(header, rows))
     return "\n".join(blocks)
