@@ -3,8 +3,8 @@
 One design (Luke's crossed 12 × 12 subjects × items, condition within both, maximal model
 fitted by REML; the LRT adds the ML fits of the model with and without the condition) is
 run as a study of R replicates once without any test and once per test or interval; the cost
-per replicate is the study's wall time over R, on one thread, and the extra over the plain
-study is the test's own. Then one replicate's data set in R, timed inside R: lme4::lmer
+per replicate is the study's processor time over R (the least of three runs), on one thread,
+and the extra over the plain study is the test's own. Then one replicate's data set in R, timed inside R: lme4::lmer
 (REML), lmerTest's summary() with Satterthwaite and Kenward–Roger df, and lme4's
 confint(method = "profile"). `python scripts/bench_inference.py --study` runs this. Usage:
 
@@ -98,15 +98,18 @@ cat("confint_profile", per(max(1, calls %/% 5), suppressWarnings(suppressMessage
 """
 
 
-def study_seconds(extra: str, replicates: int, folder: Path, name: str) -> float:
-    """Wall seconds per replicate of the study with `extra` in its analysis table (after a warm-up run)."""
-    text = STUDY.format(replicates=replicates, extra=extra)
+def study_seconds(extra: str, replicates: int, folder: Path, name: str, repeats: int = 3) -> float:
+    """Processor seconds per replicate of the study with `extra` in its analysis table, the least of
+    `repeats` runs after a warm-up (processor time, as other work on a shared machine inflates wall time)."""
     warm = parse_study(STUDY.format(replicates=2, extra=extra), ROOT)
     run_study(warm, folder / f"{name}-warm", fresh=True)
-    study = parse_study(text, ROOT)
-    start = time.perf_counter()
-    run_study(study, folder / name, fresh=True)
-    return (time.perf_counter() - start) / replicates
+    study = parse_study(STUDY.format(replicates=replicates, extra=extra), ROOT)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        run_study(study, folder / name, fresh=True)
+        best = min(best, time.process_time() - start)
+    return best / replicates
 
 
 def time_r(folder: Path, calls: int) -> dict[str, float] | None:

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 import workbench as wb
-from workbench.kernels.reasons import COMPUTED, NOT_IMPLEMENTED, NOT_REQUESTED
+from workbench.kernels.reasons import COMPUTED, NOT_IMPLEMENTED, NOT_REQUESTED, VARYING_ROWS
 from workbench.run import main
 from workbench.study.execute import read_summary
 from workbench.study.spec import parse_study
@@ -203,6 +203,24 @@ def test_a_study_without_tests_stores_what_it_stored_before(tmp_path):
 
 
 BASE = STUDY.split("[[analysis]]")[0]
+
+
+def test_layouts_redrawn_per_replicate_get_lrts_and_wald_but_no_t_tests(tmp_path):
+    text = BASE.replace('times = [0, 1, 2, 3]', 'times = [0, 1, 2, 3]\nredraw = true\nmissing = 0.1') + ANALYSES.replace(
+        'name = "slopes"\nmethods = ["ML", "REML"]', 'name = "slopes"\nmethods = ["ML", "REML"]\ntests = ["satterthwaite"]\nintervals = ["wald", "profile"]'
+    ) + '[[lrt]]\nsmaller = "flat"\nlarger = "slopes"\n'
+    path = tmp_path / "redraw.toml"
+    path.write_text(text)
+    assert main([str(path), "--out", str(tmp_path / "out"), "--quiet", "--no-report"]) == 0
+    raw = ReplicateStore(tmp_path / "out").open().load()
+    fixed = raw["test_kind"] == "fixed"
+    assert (raw["test_reason"].sel(test=fixed).values == VARYING_ROWS).all()
+    assert np.isnan(raw["p_value"].sel(test=fixed).values).all()
+    lrt = raw.sel(test="lrt:flat<slopes:ML:chi2")
+    assert (lrt["test_reason"].values == COMPUTED).all() and np.isfinite(lrt["p_value"].values).all()
+    slopes = raw.sel(analysis="slopes:REML")
+    assert (slopes["interval_reason"].sel(interval="wald").values == COMPUTED).all()
+    assert (slopes["interval_reason"].sel(interval="profile").values == VARYING_ROWS).all()
 ANALYSES = """
 [[analysis]]
 name = "slopes"
@@ -233,6 +251,14 @@ def test_bad_inference_keys_are_one_line(extra, message):
     with pytest.raises(wb.WorkbenchError) as failure:
         parse_study(BASE + extra, Path("."))
     assert str(failure.value) == message
+
+
+def test_kenward_roger_needs_a_reml_fit():
+    text = BASE.replace("replicates = 6", 'replicates = 6\nmethods = ["ML"]') + '[tests]\nddf = ["kenward-roger"]\n'
+    with pytest.raises(wb.WorkbenchError) as failure:
+        parse_study(text, Path("."))
+    assert str(failure.value) == 'tests.ddf: "kenward-roger" is defined for REML fits; study.methods has no REML'
+
 
 
 PLANNED = [

@@ -316,6 +316,8 @@ def _analyses(
     `workbench.study.inference`).
     """
     if tables is None:
+        if any(test.ddf == "kenward-roger" for test in defaults[0]) and "REML" not in methods:
+            _check.fail("tests.ddf", '"kenward-roger" is defined for REML fits; study.methods has no REML')
         return (Analysis("", model_formula, methods, *defaults),)
     if not (isinstance(tables, list) and tables and all(isinstance(t, Mapping) for t in tables)):
         _check.fail("analysis", 'must be one or more [[analysis]] tables (name = "...", formula = "...")')
