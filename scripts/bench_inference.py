@@ -15,6 +15,7 @@ maximal model (120). BLAS runs on one thread (as in a study's units): on a small
 machine its threads only compete. Usage:
 
     python scripts/bench_inference.py [--quick] [--no-r]
+    python scripts/bench_inference.py --study [--no-r]   # the cost in a study (bench_study_inference.py)
 """
 
 import argparse
@@ -135,7 +136,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--no-r", action="store_true", help="skip lme4 / lmerTest")
+    parser.add_argument("--study", action="store_true", help="the cost per replicate of each test and interval in a study")
     args = parser.parse_args()
+    if args.study:
+        import bench_study_inference
+
+        bench_study_inference.main(["--no-r"] if args.no_r else [])
+        return
     repeats = 5 if args.quick else 30
     calls = 3 if args.quick else 20
     rows = []

@@ -172,7 +172,7 @@ BAD_ANALYSES = [
     ('[[analysis]]\nformula = "y ~ 1 + (1 | subject)"\n', "analysis[0].name: required key is missing"),
     ('[[analysis]]\nname = "a"\nformula = 3\n', 'analysis.a.formula: must be a formula such as "y ~ 1 + (1 | g)", got 3'),
     ('[[analysis]]\nname = "a"\nmethods = ["OLS"]\n', 'analysis.a.methods: must be a non-empty list of "ML" and "REML", got ["OLS"]'),
-    ('[[analysis]]\nname = "a"\nestimator = "ML"\n', "analysis.a.estimator: unknown key (expected one of: name, formula, methods)"),
+    ('[[analysis]]\nname = "a"\nestimator = "ML"\n', "analysis.a.estimator: unknown key (expected one of: name, formula, methods, tests, intervals)"),
     ("analysis = 3\n", 'analysis: must be one or more [[analysis]] tables (name = "...", formula = "...")'),
 ]
 

@@ -97,6 +97,9 @@ PROBES = [
     ("## `[[analysis]]`: the fitted models", '[[analysis]]\nname = "a"\nunknown_key = 1\n'),
     ("## `[execution]`", "[execution]\nunknown_key = 1\n"),
     ("## `[summary]`", "[summary]\nunknown_key = 1\n"),
+    ("## Tests and intervals", "[tests]\nddf = []\nunknown_key = 1\n"),
+    ("## Tests and intervals", "[intervals]\nmethods = []\nunknown_key = 1\n"),
+    ("## Tests and intervals", '[[analysis]]\nname = "a"\n[[analysis]]\nname = "b"\n[[lrt]]\nsmaller = "a"\nlarger = "b"\nunknown_key = 1\n'),
 ]
 
 
@@ -125,7 +128,7 @@ def choices(text):
 
 def test_every_table_layout_kind_and_distribution_is_documented():
     tables = allowed("[unknown_key]\nx = 1\n")
-    assert tables == {"study", "model", "layout", "truth", "analysis", "grid", "execution", "summary"}
+    assert tables == {"study", "model", "layout", "truth", "analysis", "grid", "execution", "summary", "tests", "intervals", "lrt"}
     for table in tables:
         assert f"`{table}`" in DOC.split("## `[study]`")[0], table
     for kind in choices('[layout]\nkind = "unknown"\n'):

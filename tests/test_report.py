@@ -77,7 +77,10 @@ def test_the_report_holds_the_summary_tables(out):
     assert "## Design points" in text and "| point | subjects | sd[subject:time] | finished replicates |" in text
     headings = re.findall(r"^### point \d+: subjects=\d+, sd\[subject:time\]=[\d.]+$", text, flags=re.M)
     assert len(headings) == 4
-    header = "| parameter | truth | analysis | bias | rel. bias % | emp. SE | model SE | RMSE | coverage |"
+    header = (
+        "| parameter | truth | analysis | bias | rel. bias % | emp. SE | model SE | RMSE | coverage (with SE)"
+        " | coverage (all) | n (with SE) |"
+    )
     assert text.count(header) == 4
     assert re.search(r"^\| var\[subject:time\] \| 0\.0025 \| ML \| ", text, flags=re.M)
     assert re.search(r"^\| var\[subject:time\] \| 0\.0025 \| REML \| ", text, flags=re.M)

@@ -248,7 +248,7 @@ def test_parse_study_names_its_source():
 
 # --- validation messages --------------------------------------------------------------
 
-TABLES = "study, model, layout, truth, analysis, grid, execution, summary"
+TABLES = "study, model, layout, truth, analysis, grid, execution, summary, tests, intervals, lrt"
 FORMULA = 'formula = "y ~ 1 + time + (1 + time | subject)"'
 BETA = 'beta = { "(Intercept)" = 250.0, time = 10.0 }'
 SD = 'sd = { "(Intercept)" = 24.7, time = 5.9 }'
@@ -304,7 +304,9 @@ FILE_EDITS = [
     ("", "[execution]\nthreads = 2\n", "execution.threads: unknown key (expected one of: workers, chunk_size, scheduler)"),
     ("", "[summary]\nlevel = 1.0\n", "summary.level: must be a number in (0, 1), got 1.0"),
     ("", "[summary]\nlevel = 95\n", "summary.level: must be a number in (0, 1), got 95"),
-    ("", "[summary]\nalpha = 0.05\n", "summary.alpha: unknown key (expected one of: level)"),
+    ("", "[summary]\nalfa = 0.05\n", "summary.alfa: unknown key (expected one of: level, alpha)"),
+    ("", "[summary]\nalpha = 1.5\n", "summary.alpha: must be a number in (0, 1), got 1.5"),
+    ("", "[summary]\nalpha = [0.05, 0.05]\n", "summary.alpha: lists a level twice"),
     ("[study]", "summary = 0.95\n[study]", "summary: must be a table, got 0.95"),
 ]
 
@@ -485,6 +487,6 @@ def test_study_is_a_frozen_dataclass_with_the_contract_fields():
     names = [field.name for field in dataclasses.fields(Study)]
     assert names == [
         "name", "seed", "replicates", "methods", "formula", "analyses", "layout", "truth",
-        "grid", "execution", "level", "text", "base_dir",
+        "grid", "execution", "level", "text", "base_dir", "lrts", "alpha",
     ]
     assert [field.name for field in dataclasses.fields(DesignPoint)] == ["index", "factors", "layout", "truth"]

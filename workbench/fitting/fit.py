@@ -112,11 +112,17 @@ def least_squares_problem(design: Design) -> Problem:
 
     Its factor holds R_X and ℓ_yy, so the kernels give lm's ML deviance and REML criterion.
     """
+    xy = np.column_stack([design.x, design.y])
+    return Problem(design, least_squares_structure(design.n, design.p), CrossProducts(np.zeros(0), np.ascontiguousarray(xy.T @ xy)))
+
+
+def least_squares_structure(n: int, p: int) -> Structure:
+    """The structure of a model of n rows and p fixed effects without random-effect terms."""
     empty = np.zeros(0, np.int64)
-    total = design.p + 1
-    structure = Structure(
-        n=design.n,
-        p=design.p,
+    total = p + 1
+    return Structure(
+        n=n,
+        p=p,
         term_q=empty,
         term_row0=empty,
         theta_term=empty,
@@ -134,8 +140,6 @@ def least_squares_problem(design: Design) -> Problem:
         t0=0,
         nprefix=0,
     )
-    xy = np.column_stack([design.x, design.y])
-    return Problem(design, structure, CrossProducts(np.zeros(0), np.ascontiguousarray(xy.T @ xy)))
 
 
 def least_squares_optimum(problem: Problem, reml: bool) -> Optimum:

@@ -12,7 +12,7 @@ it (Kuznetsova, Brockhoff & Christensen 2017, JSS 82(13), §3): in the variance 
 with H the Hessian of −2ℓ(θ, σ) = log|L_Z|² (+ log|R_X|² for REML) + ν₀ log(2πσ²) + r²(θ)/σ²
 (ν₀ = n, or n − p for REML; lmerTest's `devfun_vp`) and H⁺ its Moore–Penrose inverse over the
 eigenvalues above 1e-8 (lmerTest's). lmerTest takes H and ∂C/∂φ by numDeriv; here H comes from
-central differences of the analytic gradient of −2ℓ (`montecarlo._sigma_gradient`), and ∂C/∂φ
+central differences of the analytic gradient of −2ℓ (`objective.sigma_gradient`), and ∂C/∂φ
 is analytic: with S = X'V⁻¹X, M_a = Z'V⁻¹X S⁻¹ and M_b = Λ'M_a,
 
     ∂C/∂θᵢ = σ² (M_a' Λ̇ᵢ M_b + M_b' Λ̇ᵢ' M_a),   ∂C/∂σ = 2C/σ,
@@ -46,8 +46,7 @@ and so on. This is dense in the random effects: O(q³) for q random effects, wha
 
 import numpy as np
 
-from workbench.kernels.montecarlo import _sigma_gradient
-from workbench.kernels.objective import factorize
+from workbench.kernels.objective import factorize, sigma_gradient
 from workbench.kernels.options import jit
 
 HESSIAN_STEP = 1e-5  # relative step of the central differences of the gradient
@@ -76,10 +75,10 @@ def varpar_hessian(theta, sigma, st, cp, ws, reml, hess):
         h = HESSIAN_STEP * (max(abs(phi[i]), 1.0) if i < m else sigma)
         step[:] = phi
         step[i] = phi[i] + h
-        if not _sigma_gradient(step[:m], step[m], st, cp, ws, reml, plus):
+        if not sigma_gradient(step[:m], step[m], st, cp, ws, reml, plus):
             return False
         step[i] = phi[i] - h
-        if not _sigma_gradient(step[:m], step[m], st, cp, ws, reml, minus):
+        if not sigma_gradient(step[:m], step[m], st, cp, ws, reml, minus):
             return False
         for j in range(k):
             hess[j, i] = (plus[j] - minus[j]) / (2.0 * h)

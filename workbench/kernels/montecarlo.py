@@ -10,10 +10,9 @@ central differences of its analytic gradient, then carried to each scale by the 
 import numpy as np
 from numba import prange
 
-from workbench.kernels.objective import deviance_and_gradient, factorize, make_workspace, solve_effects, weighted_gradient
+from workbench.kernels.objective import deviance_and_gradient, factorize, make_workspace, sigma_gradient, solve_effects
 from workbench.kernels.optimize import minimize
 from workbench.kernels.options import jit, jit_parallel
-from workbench.kernels.products import CrossProducts, fill_products
 from workbench.kernels.simulate import simulate_responses
 from workbench.kernels.start import moment_start
 from workbench.kernels.status import CONVERGED, FAILED
@@ -129,7 +128,7 @@ def initial_guess(st, cp, ws, reml, lower):
         for j in range(m):
             hess[j, i] = (moved[j] - base[j]) / h
     hess = 0.5 * (hess + hess.T)
-    if np.linalg.eigvalsh(hess)[0] > 0.0:
+    if m > 0 and np.linalg.eigvalsh(hess)[0] > 0.0:
         hinv = np.linalg.inv(hess)
     return start, hinv, m + 1
 
@@ -170,20 +169,6 @@ def fit_theta_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta)
 
 
 @jit
-def _sigma_gradient(theta, sigma, st, cp, ws, reml, out):
-    """∂(−2ℓ)/∂(θ, σ) into out (length m+1); False where Ω is not positive definite."""
-    if not factorize(theta, st, cp, ws):
-        return False
-    m = theta.shape[0]
-    d = ws.tt.shape[0]
-    r2 = ws.tt[d - 1, d - 1] ** 2
-    dof = float(st.n - st.p) if reml else float(st.n)
-    weighted_gradient(st, cp, ws, 1.0 if reml else 0.0, r2 / sigma**2, out[:m])
-    out[m] = 2.0 * dof / sigma - 2.0 * r2 / sigma**3
-    return True
-
-
-@jit
 def _information_inverse(theta, sigma, st, cp, ws, reml):
     """vcov of φ = (θ, σ): 2 H⁻¹ with H the Hessian of −2ℓ; NaN when H is not positive definite.
 
@@ -197,13 +182,13 @@ def _information_inverse(theta, sigma, st, cp, ws, reml):
     hess = np.empty((m + 1, m + 1))
     base = np.empty(m + 1)
     moved = np.empty(m + 1)
-    if not _sigma_gradient(phi[:m], phi[m], st, cp, ws, reml, base):
+    if not sigma_gradient(phi[:m], phi[m], st, cp, ws, reml, base):
         return np.full((m + 1, m + 1), np.nan)
     for i in range(m + 1):
         h = 1e-5 * max(abs(phi[i]), 1.0) if i < m else 1e-5 * sigma
         step = phi.copy()
         step[i] += h
-        if not _sigma_gradient(step[:m], step[m], st, cp, ws, reml, moved):
+        if not sigma_gradient(step[:m], step[m], st, cp, ws, reml, moved):
             return np.full((m + 1, m + 1), np.nan)
         for j in range(m + 1):
             hess[j, i] = (moved[j] - base[j]) / h
@@ -362,35 +347,3 @@ def simulate_chunk(sim, normals, out):
         simulate_responses(
             sim.xbeta, sim.codes, sim.z, sim.term_q, sim.term_offset, sim.lam, sim.sigma, normals[r : r + 1], out[r : r + 1]
         )
-
-
-@jit_parallel
-def fit_chunk(st, base, codes, z, x, front0, ys, reml_flags, lower, gtol, max_iter, out):
-    """Fit a chunk of data sets (rows of `ys`) by every method in parallel; each writes its own slice of `out`.
-
-    `base` holds the response-free cross-products of the design (`codes`, `z`, `x`); each data
-    set copies them and refreshes only the response row. out = (estimate (R, M, P),
-    std_error (R, M, P), objective (R, M), converged, singular, n_evals, status).
-    """
-    estimate, std_error, objective, converged, singular, n_evals, status = out
-    nrep = ys.shape[0]
-    for r in prange(nrep):
-        cp = CrossProducts(base.a_front.copy(), base.a_tt.copy())
-        fill_products(codes, z, x, ys[r], st, front0, cp.a_front, cp.a_tt, True)
-        ws = make_workspace(st)
-        # the first method starts from the moment estimates, the others from its optimum and
-        # its inverse Hessian: ML and REML optima of the same data set are close
-        m = lower.shape[0]
-        start, hinv, guess_evals = initial_guess(st, cp, ws, reml_flags[0], lower)
-        theta = np.empty(m)
-        for j in range(reml_flags.shape[0]):
-            value, evals, conv, sing, code = fit_replicate(
-                start, hinv, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[r, j], std_error[r, j]
-            )
-            if code != FAILED:
-                start = theta.copy()
-            objective[r, j] = value
-            n_evals[r, j] = evals + (guess_evals if j == 0 else 0)
-            converged[r, j] = conv
-            singular[r, j] = sing
-            status[r, j] = code

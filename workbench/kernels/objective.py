@@ -494,3 +494,17 @@ def solve_effects(st, ws):
                 acc -= lf[c2 * q + c] * x[rows[c2]]
             x[rows[c]] = acc / lf[c * q + c]
     return x
+
+
+@jit
+def sigma_gradient(theta, sigma, st, cp, ws, reml, out):
+    """∂(−2ℓ)/∂(θ, σ) into out (length m+1); False where Ω is not positive definite."""
+    if not factorize(theta, st, cp, ws):
+        return False
+    m = theta.shape[0]
+    d = ws.tt.shape[0]
+    r2 = ws.tt[d - 1, d - 1] ** 2
+    dof = float(st.n - st.p) if reml else float(st.n)
+    weighted_gradient(st, cp, ws, 1.0 if reml else 0.0, r2 / sigma**2, out[:m])
+    out[m] = 2.0 * dof / sigma - 2.0 * r2 / sigma**3
+    return True

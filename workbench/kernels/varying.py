@@ -2,7 +2,7 @@
 
 When a study's layout is redrawn for every replicate, each data set has its own structure
 and cross-products (same random-effect terms, other group sizes, X and Z). `fit_data_sets`
-takes them as a typed list and fits each by every method, as `montecarlo.fit_chunk` fits
+takes them as a typed list and fits each by every method, as `replicate_loop.fit_chunk` fits
 the data sets of one design: the first method from the moment start, the others from its
 optimum and inverse Hessian.
 """

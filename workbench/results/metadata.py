@@ -54,6 +54,19 @@ RAW = {
     "fit_seconds": ("processor time per fit (wall time of its chunk shared out over fits and threads)", "s"),
     "status": ("how the fit ended", "1"),
     "done": ("replicate finished (flag)", "1"),
+    "test": ("test, <fit>:<ddf>:<effect> or lrt:<smaller><<larger>:<method>:<null>", None),
+    "test_kind": ("kind of test (fixed: t or z test of a fixed effect; lrt: likelihood ratio)", None),
+    "test_analysis": ("fit whose estimates are tested (the larger fit of a likelihood-ratio test)", None),
+    "test_effect": ("fixed effect tested, or the parameters the larger model adds", None),
+    "test_null": ("ddf method of a t test, or null distribution of a likelihood-ratio test", None),
+    "statistic": ("test statistic: t (or z), or the likelihood-ratio statistic", "1"),
+    "df": ("degrees of freedom of the test (inf for z)", "1"),
+    "p_value": ("p-value of the test", "1"),
+    "test_reason": ("why a test has no value (reason_codes attribute)", "1"),
+    "interval": ("interval method", None),
+    "lower": ("lower limit of the interval", None),
+    "upper": ("upper limit of the interval", None),
+    "interval_reason": ("why an interval has no value (reason_codes attribute)", "1"),
 }
 
 _MEASURE_NAMES = {
@@ -63,7 +76,14 @@ _MEASURE_NAMES = {
     "modelse": ("model standard error: root mean of the squared standard errors", None),
     "relative_error_modelse": ("relative error of the model SE: modelse / empse - 1, a fraction", "1"),
     "rmse": ("root mean squared error", None),
-    "coverage": ("coverage of the Wald intervals estimate +- z std_error, a share", "1"),
+    "coverage": ("coverage of the Wald intervals estimate +- z std_error among fits with a finite SE, a share", "1"),
+    "coverage_all": ("coverage of the Wald intervals over all fits with an estimate (no SE: not covering)", "1"),
+    "rejection": ("rejection rate at alpha over all finished replicates (no p-value: not rejecting)", "1"),
+    "rejection_computed": ("rejection rate at alpha among the replicates with a p-value", "1"),
+    "interval_coverage": ("coverage of the interval over all fits that asked for it (not computed: not covering)", "1"),
+    "interval_coverage_computed": ("coverage of the interval among the computed intervals", "1"),
+    "interval_be_coverage": ("bias-eliminated coverage: computed intervals covering the mean estimate", "1"),
+    "interval_not_computed": ("share of the intervals asked for that could not be computed", "1"),
     "converged_share": ("share of converged fits among the finished replicates", "1"),
     "singular_share": ("share of singular fits among the finished replicates", "1"),
 }
@@ -79,6 +99,12 @@ SUMMARY = {
     "n_with_se": ("replicates with a finite standard error, behind model SE and coverage", "1"),
     "n_done": ("replicates finished", "1"),
     "mean_fit_seconds": ("mean processor time per fit", "s"),
+    "n_p_missing": ("finished replicates without a p-value", "1"),
+    "nominal_band": ("Monte Carlo band of a rejection rate equal to alpha: 1.96 sqrt(alpha (1 - alpha) / n_done)", "1"),
+    "interval_width": ("mean width of the computed intervals", None),
+    "interval_n": ("fits that asked for the interval (finished replicates)", "1"),
+    "alpha": ("nominal level of the tests", "1"),
+    **{key: RAW[key] for key in ("test", "test_kind", "test_analysis", "test_effect", "test_null", "interval")},
     "fit_seconds_total": ("processor time of all fits", "s"),
 }
 

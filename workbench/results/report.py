@@ -25,6 +25,7 @@ import xarray as xr
 
 from workbench.errors import WorkbenchError
 from workbench.results import overview_plots, plots, raw_plots, validation
+from workbench.results.inference_report import inference_sections, markdown
 from workbench.results.metadata import factor_names
 from workbench.results.summarise import _with_mcse, summarise
 from workbench.study.execute import SUMMARY_FILE, TIMING_FILE, read_summary
@@ -38,7 +39,8 @@ _MEASURES = (
     ("empse", "emp. SE", 1),
     ("modelse", "model SE", 1),
     ("rmse", "RMSE", 1),
-    ("coverage", "coverage", 1),
+    ("coverage", "coverage (with SE)", 1),
+    ("coverage_all", "coverage (all)", 1),
 )
 # The figures drawn from the raw replicates.
 RAW_FIGURES = ("zip", "distribution", "scatter")
@@ -157,6 +159,7 @@ def write_report(
     folder.mkdir(exist_ok=True)
     sections = [_heading(results), _overview(results)]
     sections += _figures(results, param, folder, svg)
+    sections += inference_sections(results.summary, results.design, folder, svg)
     if one_way is not None:
         sections.append(_validation_section(results, one_way, folder, svg))
     sections.append(_summary_tables(results))
@@ -219,7 +222,7 @@ def _overview(results: Results) -> str:
         [str(point), *(plots.value_text(values[point]) for values in design.values), str(int(summary["n_done"][point]))]
         for point in range(design.npoints)
     ]
-    return "## Design points\n\n" + _markdown(header, rows)
+    return "## Design points\n\n" + markdown(header, rows)
 
 
 def _figures(results: Results, param: str, folder: Path, svg: bool) -> list[str]:
@@ -305,7 +308,7 @@ def _time_section(results: Results, folder: Path, svg: bool) -> str:
         "Processor time per fit: each chunk's wall time shared out over its fits and the threads that ran them "
         "(drawing the data sets included; the first units of a run also load the compiled kernels). Times differ "
         "from machine to machine and run to run; they are kept in `timing.nc`, apart from the summary.\n\n"
-        + _markdown(header, rows)
+        + markdown(header, rows)
     )
 
 
@@ -391,7 +394,7 @@ def _shares_table(results: Results) -> str:
             cell = summary.isel(point=point).sel({"analysis": method})
             row += [_with_mcse(cell[name], cell[f"{name}_mcse"]) for name in ("converged_share", "singular_share")]
         rows.append(row)
-    return "Shares of all finished replicates (MCSE):\n\n" + _markdown(header, rows)
+    return "Shares of all finished replicates (MCSE):\n\n" + markdown(header, rows)
 
 
 def _validation_section(results: Results, one_way: validation.OneWayStudy, folder: Path, svg: bool) -> str:
@@ -445,7 +448,7 @@ def _validation_table(comparison, design: plots.DesignAxis) -> str:
             row += [f"{exact:.4f}" if exact >= 1e-3 else f"{exact:.2g}", _with_mcse(study, mcse)]
         row.append(f"{np.nanmax(np.abs(cells['z'])):.1f}")
         rows.append(row)
-    return _markdown(header, rows)
+    return markdown(header, rows)
 
 
 def _summary_tables(results: Results) -> str:
@@ -453,28 +456,29 @@ def _summary_tables(results: Results) -> str:
     blocks = [
         "## Summary tables",
         "",
-        "Estimate (MCSE) of every measure per parameter and analysis; relative bias in % of the truth.",
+        "Estimate (MCSE) of every measure per parameter and analysis; relative bias in % of the truth. Wald"
+        " coverage among the fits with a finite SE, and over all fits with an estimate (no SE: not covering);"
+        " n: fits with an estimate (with a finite SE).",
     ]
     for point in range(design.npoints):
         cell = summary.isel(point=point).sel({"subset": SUBSET})
         blocks += ["", f"### {design.title(point, width=1000)}", ""]
-        header = ["parameter", "truth", "analysis", *(title for _, title, _ in _MEASURES)]
+        # summaries written before coverage_all existed lack it
+        measures = [measure for measure in _MEASURES if measure[0] in summary]
+        header = ["parameter", "truth", "analysis", *(title for _, title, _ in measures), "n (with SE)"]
         rows = []
         for param in results.params:
             values = cell.sel({"param": param})
             for analysis in results.analyses:
                 chosen = values.sel({"analysis": analysis})
                 row = [param, f"{float(values['truth']):.4g}", analysis]
-                row += [_with_mcse(scale * chosen[name], scale * chosen[f"{name}_mcse"]) for name, _, scale in _MEASURES]
+                row += [_with_mcse(scale * chosen[name], scale * chosen[f"{name}_mcse"]) for name, _, scale in measures]
+                row.append(f"{int(chosen['n_used'])} ({int(chosen['n_with_se'])})")
                 rows.append(row)
-        blocks.append(_markdown(header, rows))
+        blocks.append(markdown(header, rows))
     return "\n".join(blocks)
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # --- command line ---------------------------------------------------------------------------

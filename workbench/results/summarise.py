@@ -13,6 +13,8 @@ value theta, mean theta_bar and model standard errors s_i:
 - relative error in modelse = modelse / empse - 1;
   MCSE = (modelse / empse) sqrt(var(s_i^2) / (4 n_sim modelse^4) + 1 / (2 (n_sim - 1)))
 - coverage = share of |theta_i - theta| <= z s_i;  MCSE = sqrt(coverage (1 - coverage) / n_sim)
+- coverage_all = the same share over every replicate with an estimate (n_used), an interval
+  without a finite SE counted as not covering: coverage rests on n_with_se replicates only
 
 with var(s_i^2) the sample variance (divisor n_sim - 1). Two measures are derived from
 these: relbias = bias / theta with MCSE = MCSE(bias) / |theta|, and rmse = sqrt(mse) with
@@ -30,16 +32,17 @@ import numpy as np
 import xarray as xr
 from scipy.special import ndtri
 
+from workbench.results.inference_summary import inference_attrs, inference_coordinates, interval_measures, test_measures
 from workbench.results.metadata import SUMMARY, describe, factor_names
 
 SUBSETS = ("all", "converged")
-MEASURES = ("bias", "relbias", "empse", "modelse", "relative_error_modelse", "rmse", "coverage")
+MEASURES = ("bias", "relbias", "empse", "modelse", "relative_error_modelse", "rmse", "coverage", "coverage_all")
 
 # Cells with fewer usable replicates than this get NaN: no spread can be estimated.
 _MIN_REPLICATES = 2
 
 
-def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
+def summarise(raw: xr.Dataset, level: float = 0.95, alpha: tuple[float, ...] | None = None) -> xr.Dataset:
     """Performance measures with Monte Carlo SEs per design point, analysis, parameter and subset.
 
     Parameters
@@ -50,6 +53,8 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
         optionally ``done(point, replicate)`` marking the replicates computed so far.
     level : float
         Nominal level of the Wald intervals estimate ± z std_error, z = Phi^-1((1 + level) / 2).
+    alpha : tuple of float, optional
+        Levels of the tests' rejection rates (default: the store's ``alpha`` attribute, or 0.05).
 
     Returns
     -------
@@ -60,6 +65,9 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
         behind the estimate-based and the SE-based measures); ``truth``; ``n_done(point)``;
         ``converged_share`` and ``singular_share`` (point, analysis) over all finished
         replicates, with their binomial MCSEs. Cells with fewer than 2 replicates are NaN.
+        With tests or intervals in the store, the measures of
+        `workbench.results.inference_summary` too, on dims (point, test, alpha) and
+        (point, analysis, interval, param).
     """
     if not 0 < level < 1:
         raise ValueError(f"level: must be between 0 and 1, got {level}")
@@ -88,6 +96,12 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
         data_vars[name] = (("point", "analysis"), share)
         data_vars[f"{name}_mcse"] = (("point", "analysis"), mcse)
     data_vars["n_done"] = (("point",), n_done)
+    if alpha is None:
+        alpha = tuple(np.atleast_1d(raw.attrs.get("alpha", [0.05])).astype(float))
+    if "p_value" in raw:
+        data_vars.update(test_measures(raw, done, alpha))
+    if "lower" in raw:
+        data_vars.update(interval_measures(raw, done))
     data_vars["truth"] = (("point", "param"), truth[:, 0, :])
 
     # Variable-length strings: Zarr v3 has a specification for them, not for fixed-width ones.
@@ -96,17 +110,20 @@ def summarise(raw: xr.Dataset, level: float = 0.95) -> xr.Dataset:
         "analysis": np.array([str(v) for v in raw["analysis"].values], dtype=object),
         "param": np.array([str(v) for v in raw["param"].values], dtype=object),
         "subset": np.array(SUBSETS, dtype=object),
+        **inference_coordinates(raw, alpha),
     }
     summary = xr.Dataset(data_vars, coords=coords)
     extra = {
         name: _object_strings(coord.variable)
         for name, coord in raw.coords.items()
-        if name not in raw.dims and set(coord.dims) <= {"point", "analysis", "param"}
+        if name not in raw.dims and set(coord.dims) <= {"point", "analysis", "param"} and name not in coords
     }
     summary = summary.assign_coords(extra)
     # The creation time stays in the store: a summary changes only when its numbers do.
     attrs = {key: value for key, value in _plain_attrs(raw.attrs).items() if key not in _RUN_ATTRS}
-    summary.attrs = {**attrs, "level": level}
+    summary.attrs = {**attrs, "level": level, **inference_attrs(raw)}
+    if "p_value" in raw:
+        summary.attrs["alpha"] = np.asarray(alpha, dtype=float)
     for name in ("point", "analysis", "param"):
         summary[name].attrs.update(raw[name].attrs)
     return describe(summary, SUMMARY)
@@ -231,6 +248,9 @@ def _measures(estimate, std_error, truth, use, z) -> dict[str, np.ndarray]:
         covered = with_se & (np.abs(estimate - truth[..., np.newaxis]) <= z * std_error)
         coverage = np.where(truth_known, covered.sum(axis=-1) / n_se, np.nan)
         coverage_mcse = np.sqrt(coverage * (1 - coverage) / n_se)
+        # over every replicate with an estimate: one without a finite SE does not cover
+        coverage_all = np.where(truth_known, covered.sum(axis=-1) / n, np.nan)
+        coverage_all_mcse = np.sqrt(coverage_all * (1 - coverage_all) / n)
 
     few = n < _MIN_REPLICATES
     few_se = n_se < _MIN_REPLICATES
@@ -242,6 +262,7 @@ def _measures(estimate, std_error, truth, use, z) -> dict[str, np.ndarray]:
         "relative_error_modelse": (relative_error, relative_error_mcse, few | few_se),
         "rmse": (rmse, rmse_mcse, few),
         "coverage": (coverage, coverage_mcse, few_se),
+        "coverage_all": (coverage_all, coverage_all_mcse, few),
     }
     out = {}
     for name, (value, mcse, missing) in result.items():

@@ -82,7 +82,7 @@ def run_study(
         # also on Ctrl-C: the bar is finished before the command says it was interrupted
         progress.close()
     raw = store.open()
-    summary = summarise(raw, study.level)
+    summary = summarise(raw, study.level, study.alpha)
     write_summary(summary, summary_path)
     write_summary(timing(raw), out / TIMING_FILE)
     return summary
@@ -179,7 +179,10 @@ def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
             "seed": str(study.seed),
             "level": study.level,
             INPUTS_ATTR: describe_inputs(study),
-        },
+        }
+        | ({"alpha": list(study.alpha)} if outline.tests else {}),
+        tests=outline.tests,
+        intervals=outline.intervals,
     )
 
 

@@ -31,13 +31,17 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import DataError, FormulaError, LayoutError, StudyError
+from workbench.fitting.fit import least_squares_structure
 from workbench.fitting.problem import Problem
+from workbench.kernels.products import CrossProducts
+from workbench.model.formula import parse_formula
 from workbench.fitting.structure import front_starts
 from workbench.model.design import Design, build_design, term_arrays
 from workbench.model.parameters import ParameterLabel, parameter_labels, parameter_values
 from workbench.model.truth import truth_mechanism, truth_to_parameters
 from workbench.simulation.layout import prepare_layout
 from workbench.simulation.simulate import DrawPlan, SimulationInputs, draw_plan, layout_generator, simulation_inputs
+from workbench.study.inference_plan import InferencePlan, TestLabel, plan_inference
 from workbench.study.spec import Analysis, DesignPoint, Study
 from workbench.study.varying import DataSource
 
@@ -76,6 +80,7 @@ class PointPlan:
     labels: tuple[ParameterLabel, ...]  # the study's parameters
     truth: np.ndarray  # their true values, in `labels` order
     source: DataSource | None = None  # how each data set is made when their rows vary (else None)
+    inference: InferencePlan | None = None  # the tests and intervals of the point
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -93,6 +98,8 @@ class StudyOutline:
 
     labels: tuple[ParameterLabel, ...]
     truth: np.ndarray  # (point, param)
+    tests: tuple[TestLabel, ...] = ()
+    intervals: tuple[str, ...] = ()
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -133,7 +140,7 @@ def _plan(study: Study, point: DesignPoint, layout: pd.DataFrame, source: DataSo
     designs = []
     for analysis in study.analyses:
         where = f"analysis.{analysis.name}.formula" if analysis.name else "model.formula"
-        fitted = design if analysis.formula == study.formula else _design(analysis.formula, layout, where, fitted=True)
+        fitted = design if analysis.formula == study.formula else _design(analysis.formula, layout, where, fitted=True, random_required=False)
         if fitted.formula.response != design.formula.response:
             raise StudyError(
                 f"{where}: the response must be {design.formula.response!r}, the generating model's"
@@ -159,6 +166,7 @@ def _plan(study: Study, point: DesignPoint, layout: pd.DataFrame, source: DataSo
         labels=tuple(labels.values()),
         truth=np.array([truth_of(label, generating) for label in labels.values()], dtype=float),
         source=source,
+        inference=plan_inference(study, point.index, designs),
     )
 
 
@@ -178,15 +186,22 @@ def check_study(study: Study) -> StudyOutline:
     names = {plan.params for plan in plans}
     if len(names) > 1:
         raise StudyError("grid: the design points do not share the same parameters (a factor level missing?)")
-    return StudyOutline(plans[0].labels, np.array([plan.truth for plan in plans]))
+    if len({plan.inference.labels for plan in plans}) > 1:
+        raise StudyError("grid: the design points do not share the same tests (a fixed effect missing?)")
+    inference = plans[0].inference
+    return StudyOutline(plans[0].labels, np.array([plan.truth for plan in plans]), inference.labels, inference.intervals)
 
 
-def _design(formula: str, layout: pd.DataFrame, where: str, fitted: bool) -> Design:
-    """The design of a model over the layout (with the fit-only checks if it is `fitted`); errors name `where`."""
+def _design(formula: str, layout: pd.DataFrame, where: str, fitted: bool, random_required: bool = True) -> Design:
+    """The design of a model over the layout (with the fit-only checks if it is `fitted`); errors name `where`.
+
+    An analysis may have no random-effect term (a linear model, the null of a variance-component test).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
-            return build_design(formula, layout, response_required=False, fitted=fitted)
+            parsed = parse_formula(formula, random_required=random_required)
+            return build_design(parsed, layout, response_required=False, fitted=fitted)
     except (FormulaError, DataError) as exc:
         text = str(exc).removeprefix("formula: ").removeprefix("data: ").replace("the formula uses it", "in the layout")
         raise FormulaError(f"{where}: {text}") from None
@@ -195,8 +210,16 @@ def _design(formula: str, layout: pd.DataFrame, where: str, fitted: bool) -> Des
 
 
 def _analysis_plan(analysis: Analysis, design: Design, position: dict[str, int]) -> AnalysisPlan:
-    problem = Problem.build(design)
-    codes, z = term_arrays(design)
+    if design.terms:
+        problem = Problem.build(design)
+        codes, z = term_arrays(design)
+    else:
+        # the response-free cross-products of a linear model: X'X, the response row filled per data set
+        x = design.x
+        products = np.zeros((design.p + 1, design.p + 1))
+        products[: design.p, : design.p] = x.T @ x
+        problem = Problem(design, least_squares_structure(design.n, design.p), CrossProducts(np.zeros(0), products))
+        codes, z = np.zeros((0, design.n), np.int64), np.zeros((0, design.n, 1))
     return AnalysisPlan(
         analysis=analysis,
         design=design,

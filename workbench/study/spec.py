@@ -30,6 +30,16 @@ from workbench.arguments import MAX_SEED
 from workbench.checks import Checker, key_path, show
 from workbench.errors import StudyError, TruthError, WorkbenchError
 from workbench.simulation.distributions import parse_distribution
+from workbench.study.inference import (
+    FixedTest,
+    LikelihoodRatioTest,
+    default_intervals,
+    default_tests,
+    parse_alpha,
+    parse_intervals,
+    parse_lrts,
+    parse_tests,
+)
 from workbench.simulation.layout import prepare_layout
 from workbench.simulation.residuals import parse_residuals
 from workbench.study.resources import (
@@ -54,7 +64,7 @@ __all__ = [
 
 METHODS = ("ML", "REML")
 _TABLES_REQUIRED = ("study", "model", "layout", "truth")
-_TABLES_OPTIONAL = ("analysis", "grid", "execution", "summary")
+_TABLES_OPTIONAL = ("analysis", "grid", "execution", "summary", "tests", "intervals", "lrt")
 # Only the data-generating tables can vary between design points.
 _GRID_ROOTS = ("layout", "truth")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -85,6 +95,8 @@ class Analysis:
     name: str
     formula: str
     methods: tuple[str, ...]
+    tests: tuple[FixedTest, ...] = ()
+    intervals: tuple[str, ...] = ()
 
     def labels(self) -> list[str]:
         """The ``analysis`` coordinate value of each method: ``"<name>:<method>"``, or the method alone."""
@@ -122,6 +134,8 @@ class Study:
     level: float
     text: str
     base_dir: Path
+    lrts: tuple[LikelihoodRatioTest, ...] = ()
+    alpha: tuple[float, ...] = (0.05,)
 
     @property
     def fits(self) -> list[tuple[Analysis, str, str]]:
@@ -196,20 +210,25 @@ def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
         wanted = 'must be a formula such as "y ~ 1 + (1 | g)"'
         _check.fail("model.formula", f"{wanted}, got {show(formula)}")
     methods = _methods(study.get("methods", list(METHODS)), "study.methods")
+    defaults = (default_tests(document), default_intervals(document))
+    analyses = _analyses(document.get("analysis"), formula, methods, defaults)
+    summary = _check.table(document.get("summary", {}), "summary")
     result = Study(
         name=_study_name(study["name"]),
         seed=_check.integer(study["seed"], "study.seed", 0, MAX_SEED),
         replicates=_at_most(_check.integer(study["replicates"], "study.replicates", 1), MAX_REPLICATES, "study.replicates"),
         methods=methods,
         formula=formula,
-        analyses=_analyses(document.get("analysis"), formula, methods),
+        analyses=analyses,
         layout=document["layout"],
         truth=document["truth"],
         grid=_grid(document),
         execution=_execution(document.get("execution", {})),
-        level=_level(document.get("summary", {})),
+        level=_level(summary),
         text=text,
         base_dir=Path(base_dir),
+        lrts=parse_lrts(document.get("lrt"), {a.name: a.methods for a in analyses}),
+        alpha=parse_alpha(summary),
     )
     base = DesignPoint(0, {}, result.layout, result.truth)
     checker = _structure_checker(result.base_dir, result.execution.chunk_size, result.replicates)
@@ -309,14 +328,20 @@ def _methods(methods: Any, path: str) -> tuple[str, ...]:
     return tuple(methods)
 
 
-def _analyses(tables: Any, model_formula: str, methods: tuple[str, ...]) -> tuple[Analysis, ...]:
+def _analyses(
+    tables: Any, model_formula: str, methods: tuple[str, ...], defaults: tuple[tuple[FixedTest, ...], tuple[str, ...]]
+) -> tuple[Analysis, ...]:
     """The fitted models: the `[[analysis]]` tables, or the generating model by `methods`.
 
     An analysis takes ``name`` (required, a word of letters, digits, '_', '.' and '-'),
-    ``formula`` (default: the generating model's) and ``methods`` (default: ``[study] methods``).
+    ``formula`` (default: the generating model's), ``methods`` (default: ``[study] methods``),
+    ``tests`` and ``intervals`` (defaults: the ``[tests]`` and ``[intervals]`` tables; see
+    `workbench.study.inference`).
     """
     if tables is None:
-        return (Analysis("", model_formula, methods),)
+        if any(test.ddf == "kenward-roger" for test in defaults[0]) and "REML" not in methods:
+            _check.fail("tests.ddf", '"kenward-roger" is defined for REML fits; study.methods has no REML')
+        return (Analysis("", model_formula, methods, *defaults),)
     if not (isinstance(tables, list) and tables and all(isinstance(t, Mapping) for t in tables)):
         _check.fail("analysis", 'must be one or more [[analysis]] tables (name = "...", formula = "...")')
     analyses: list[Analysis] = []
@@ -325,7 +350,7 @@ def _analyses(tables: Any, model_formula: str, methods: tuple[str, ...]) -> tupl
         name = table.get("name")
         if isinstance(name, str) and _NAME.fullmatch(name) and ":" not in name:
             where = key_path("analysis", name)
-        _check.keys(table, where, ("name",), ("formula", "methods"))
+        _check.keys(table, where, ("name",), ("formula", "methods", "tests", "intervals"))
         if not (isinstance(name, str) and _NAME.fullmatch(name)):
             _check.fail(key_path(where, "name"), f"must be a word of letters, digits, '_', '.' and '-', got {show(name)}")
         if any(other.name == name for other in analyses):
@@ -334,7 +359,11 @@ def _analyses(tables: Any, model_formula: str, methods: tuple[str, ...]) -> tupl
         if not (isinstance(formula, str) and "~" in formula):
             _check.fail(key_path(where, "formula"), f'must be a formula such as "y ~ 1 + (1 | g)", got {show(formula)}')
         chosen = _methods(table["methods"], key_path(where, "methods")) if "methods" in table else methods
-        analyses.append(Analysis(name, formula, chosen))
+        tests = parse_tests(table["tests"], key_path(where, "tests")) if "tests" in table else defaults[0]
+        intervals = parse_intervals(table["intervals"], key_path(where, "intervals")) if "intervals" in table else defaults[1]
+        if any(test.ddf == "kenward-roger" for test in tests) and "REML" not in chosen:
+            _check.fail(key_path(where, "tests"), '"kenward-roger" is defined for REML fits; the analysis has no REML method')
+        analyses.append(Analysis(name, formula, chosen, tests, intervals))
     return tuple(analyses)
 
 
@@ -360,9 +389,8 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def _level(table: Any) -> float:
-    table = _check.table(table, "summary")
-    _check.keys(table, "summary", (), ("level",))
+def _level(table: Mapping) -> float:
+    _check.keys(table, "summary", (), ("level", "alpha"))
     level = table.get("level", _DEFAULT_LEVEL)
     return float(_check.number_in(level, "summary.level", (0, 1), "neither"))
 

@@ -29,6 +29,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from workbench.fitting.status import status_codes_text
 from workbench.errors import StudyError
+from workbench.kernels.reasons import reason_codes_text
 from workbench.results.metadata import RAW, describe, grid_coordinates
 from workbench.study.integrity import unit_digest
 
@@ -44,6 +45,19 @@ PER_FIT = {
     "fit_seconds": (("point", "replicate", "analysis"), "f8", np.nan),
     "status": (("point", "replicate", "analysis"), "i1", -1),
 }
+# Only in the stores of studies that declare tests (the first four) or intervals (the rest).
+PER_TEST = {
+    "statistic": (("point", "replicate", "test"), "f8", np.nan),
+    "df": (("point", "replicate", "test"), "f8", np.nan),
+    "p_value": (("point", "replicate", "test"), "f8", np.nan),
+    "test_reason": (("point", "replicate", "test"), "i1", -1),
+}
+PER_INTERVAL = {
+    "lower": (("point", "replicate", "analysis", "interval", "param"), "f8", np.nan),
+    "upper": (("point", "replicate", "analysis", "interval", "param"), "f8", np.nan),
+    "interval_reason": (("point", "replicate", "analysis", "interval", "param"), "i1", -1),
+}
+VARIABLES = {**PER_FIT, **PER_TEST, **PER_INTERVAL}
 
 # Zstandard as zarr's default, then a CRC32C checksum of the compressed bytes of each chunk.
 CHUNK_CODECS = (ZstdCodec(level=0), Crc32cCodec())
@@ -64,6 +78,13 @@ class StoreLayout:
     factors: dict  # grid path → values per point
     truth: np.ndarray  # (point, param)
     attrs: dict
+    tests: tuple = ()  # TestLabel of every test
+    intervals: tuple[str, ...] = ()  # interval methods
+
+    @property
+    def variables(self) -> dict:
+        """The variables of the store: `PER_FIT`, with `PER_TEST` and `PER_INTERVAL` when asked for."""
+        return {**PER_FIT, **(PER_TEST if self.tests else {}), **(PER_INTERVAL if self.intervals else {})}
 
     @property
     def nchunks(self) -> int:
@@ -120,6 +141,13 @@ class ReplicateStore:
         }
         for field in ("kind", "group", "effect", "scale"):
             coords[field] = ("param", np.array([getattr(label, field) for label in layout.labels], dtype=object))
+        if layout.tests:
+            coords["test"] = np.array([test.name for test in layout.tests], dtype=object)
+            for field in ("kind", "analysis", "effect", "null"):
+                values = np.array([getattr(test, field) for test in layout.tests], dtype=object)
+                coords[f"test_{field}"] = ("test", values)
+        if layout.intervals:
+            coords["interval"] = np.array(layout.intervals, dtype=object)
         factors, dimensions = grid_coordinates(layout.factors)
         for name, (values, attrs) in factors.items():
             coords[name] = ("point", values, attrs)
@@ -129,6 +157,8 @@ class ReplicateStore:
         skeleton.attrs["grid_factors"] = " ".join(dimensions)
         skeleton.attrs["chunk_size"] = layout.chunk_size
         skeleton.attrs["status_codes"] = status_codes_text()
+        if layout.tests or layout.intervals:
+            skeleton.attrs["reason_codes"] = reason_codes_text()
         skeleton.attrs["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         skeleton.attrs.update(versions())
         building = self.path.with_name(self.path.name + ".building")
@@ -141,8 +171,10 @@ class ReplicateStore:
             "replicate": layout.replicates,
             "analysis": len(layout.analyses),
             "param": len(layout.labels),
+            "test": len(layout.tests),
+            "interval": len(layout.intervals),
         }
-        for name, (dims, dtype, fill) in PER_FIT.items():
+        for name, (dims, dtype, fill) in layout.variables.items():
             group.create_array(
                 name,
                 shape=tuple(shape[d] for d in dims),
@@ -245,7 +277,9 @@ class ReplicateStore:
         old = group["replicate"].shape[0]
         if replicates <= old:
             return
-        for name, (dims, _, _) in PER_FIT.items():
+        for name, (dims, _, _) in VARIABLES.items():
+            if name not in group:
+                continue
             shape = list(group[name].shape)
             shape[dims.index("replicate")] = replicates
             group[name].resize(tuple(shape))
@@ -277,6 +311,6 @@ def _consolidate(path: Path) -> None:
 
 def _attributes(name: str) -> dict:
     """The attributes of a store variable, as JSON (the status flags as a list)."""
-    single = describe(xr.Dataset({name: ((), np.zeros((), PER_FIT.get(name, ("", "f8"))[1]))}), RAW)
+    single = describe(xr.Dataset({name: ((), np.zeros((), VARIABLES.get(name, ("", "f8"))[1]))}), RAW)
     attrs = dict(single[name].attrs)
     return {key: value.tolist() if isinstance(value, np.ndarray) else value for key, value in attrs.items()}

@@ -14,15 +14,19 @@ import time
 
 import numba
 import numpy as np
+from scipy.special import ndtri
 from threadpoolctl import ThreadpoolController
 
 from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
-from workbench.kernels.montecarlo import fit_chunk, simulate_chunk
+from workbench.kernels.montecarlo import simulate_chunk
+from workbench.kernels.replicate_loop import fit_chunk
+from workbench.kernels.reasons import VARYING_ROWS
 from workbench.kernels.status import NOT_RUN
 from workbench.simulation.simulate import draw_standardised
 from workbench.study.plan import PointPlan
 from workbench.study.spec import Study
-from workbench.study.store import PER_FIT
+from workbench.study.inference_values import add_intervals, add_tests, empty_inference, scatter_fixed_tests
+from workbench.study.store import VARIABLES
 from workbench.study.varying import fit_varying
 
 __all__ = ["compute_unit", "unit_replicates", "unit_responses"]
@@ -69,15 +73,32 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
         "status": np.full((nrep, nfits), NOT_RUN, np.int8),
         "fit_seconds": np.full((nrep, nfits), np.nan),
     }
+    inference = plan.inference
+    results.update(empty_inference(inference, nrep, nfits, nparams))
+    columns = []
+    for analysis in plan.analyses:
+        present = np.zeros(nparams, bool)
+        present[analysis.columns] = True
+        columns.extend([present] * len(analysis.reml))
+    profile = {
+        "lower": np.full((nrep, nfits, nparams), np.nan),
+        "upper": np.full((nrep, nfits, nparams), np.nan),
+        "reason": np.full((nrep, nfits, nparams), VARYING_ROWS if plan.varying else NOT_RUN, np.int8),
+    }
+    profile_z = _profile_z(study, inference)
     # replicates run in parallel already: BLAS threads inside each (large trailing blocks
     # call LAPACK) would only compete with them, several times slower
     with _blas().limit(limits=1, user_api="blas"):
         if plan.varying:
             fit_varying(plan, replicates, results)
-            return {name: values.astype(PER_FIT[name][1]) for name, values in results.items()}
+            for slots in inference.slots:
+                # t tests are computed in the loop over data sets that share their rows only
+                for index in slots[slots >= 0]:
+                    results["test_reason"][:, index] = VARYING_ROWS
+            return _finish(study, inference, results, columns, profile)
         ys = unit_responses(study, plan, point, replicates)
         first = 0
-        for analysis in plan.analyses:
+        for analysis, requests, slots in zip(plan.analyses, inference.requests, inference.slots):
             nmethods, ncolumns = len(analysis.reml), len(analysis.columns)
             out = (
                 np.full((nrep, nmethods, ncolumns), np.nan),
@@ -87,6 +108,16 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
                 np.zeros((nrep, nmethods), np.bool_),
                 np.zeros((nrep, nmethods), np.int64),
                 np.full((nrep, nmethods), NOT_RUN, np.int8),
+            )
+            tests = (
+                np.full((nrep,) + slots.shape, np.nan),
+                np.full((nrep,) + slots.shape, np.nan),
+                np.full((nrep,) + slots.shape, NOT_RUN, np.int8),
+            )
+            limits = (
+                np.full((nrep, nmethods, ncolumns), np.nan),
+                np.full((nrep, nmethods, ncolumns), np.nan),
+                np.full((nrep, nmethods, ncolumns), NOT_RUN, np.int8),
             )
             design, problem = analysis.design, analysis.problem
             started = time.perf_counter()
@@ -103,6 +134,10 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
                 GRADIENT_TOL,
                 MAX_ITER,
                 out,
+                requests,
+                tests,
+                profile_z[first : first + nmethods],
+                limits,
             )
             # per-fit cost: the wall time shared out over the fits and the threads that ran them
             seconds = (time.perf_counter() - started) * numba.get_num_threads() / (nrep * nmethods)
@@ -113,5 +148,24 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
                 else:
                     results[name][:, fits] = values
             results["fit_seconds"][:, fits] = seconds
+            if inference.ntests:
+                scatter_fixed_tests(results, slots, tests)
+            for name, values in zip(("lower", "upper", "reason"), limits):
+                profile[name][:, fits][:, :, analysis.columns] = values
             first += nmethods
-    return {name: values.astype(PER_FIT[name][1]) for name, values in results.items()}
+    return _finish(study, inference, results, columns, profile)
+
+
+def _profile_z(study: Study, inference) -> np.ndarray:
+    """Per fit, the z of its profile limits, or 0 where it asks for none."""
+    if "profile" not in inference.intervals:
+        return np.zeros(len(study.fits))
+    z = float(ndtri((1 + study.level) / 2))
+    return np.where(inference.interval_fits[:, inference.intervals.index("profile")], z, 0.0)
+
+
+def _finish(study: Study, inference, results: dict[str, np.ndarray], columns: list[np.ndarray], profile: dict) -> dict[str, np.ndarray]:
+    """Add the p-values, likelihood-ratio tests and intervals; cast every array to its store type."""
+    add_tests(inference, results)
+    add_intervals(inference, results, columns, study.level, profile)
+    return {name: values.astype(VARIABLES[name][1]) for name, values in results.items()}
