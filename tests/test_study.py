@@ -487,6 +487,6 @@ def test_study_is_a_frozen_dataclass_with_the_contract_fields():
     names = [field.name for field in dataclasses.fields(Study)]
     assert names == [
         "name", "seed", "replicates", "methods", "formula", "analyses", "layout", "truth",
-        "grid", "execution", "level", "text", "base_dir", "lrts", "alpha",
+        "grid", "execution", "level", "text", "base_dir", "lrts", "alpha", "bootstrap_nsim",
     ]
     assert [field.name for field in dataclasses.fields(DesignPoint)] == ["index", "factors", "layout", "truth"]

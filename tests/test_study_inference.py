@@ -237,7 +237,7 @@ BAD = [
     ('[[analysis]]\nname = "a"\ntests = "satterthwaite"\n', 'analysis.a.tests: must be a list of ddf methods (asymptotic, residual, satterthwaite, kenward-roger) or { ddf, effects } tables, got "satterthwaite"'),
     ('[[analysis]]\nname = "a"\nmethods = ["ML"]\ntests = ["kenward-roger"]\n', 'analysis.a.tests: "kenward-roger" is defined for REML fits; the analysis has no REML method'),
     ('[[analysis]]\nname = "a"\ntests = [{ ddf = "residual", effects = [] }]\n', "analysis.a.tests[0].effects: must be a non-empty list of fixed-effect names, got []"),
-    ('[[analysis]]\nname = "a"\nintervals = ["profil"]\n', 'analysis.a.intervals[0]: must be one of wald, profile, got "profil"'),
+    ('[[analysis]]\nname = "a"\nintervals = ["profil"]\n', 'analysis.a.intervals[0]: must be one of wald, profile, bootstrap, got "profil"'),
     ('[tests]\nddf = ["satterthwaite"]\neffect = ["time"]\n', "tests.effect: unknown key (expected one of: ddf, effects)"),
     (ANALYSES + '[[lrt]]\nsmaller = "flatt"\nlarger = "slopes"\n', 'lrt[0].smaller: must name an [[analysis]] (slopes, flat), got "flatt"'),
     (ANALYSES + '[[lrt]]\nsmaller = "flat"\nlarger = "slopes"\nnull = "F"\n', 'lrt[0].null: must be one of chi2, mixture, exact, got "F"'),

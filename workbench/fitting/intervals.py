@@ -313,7 +313,7 @@ def bootstrap_draws(result, nsim: int, seed: int = 0) -> tuple[pd.DataFrame, np.
     design, st = problem.design, problem.structure
     values = _estimates(problem, reml, result.theta)
     beta = np.array([values[f"beta[{name}]"][0] for name in design.fixef_names])
-    sim = _simulation_inputs(design, beta, np.asarray(result.theta, float), values["sd[Residual]"][0])
+    sim = fitted_simulation_inputs(design, beta, np.asarray(result.theta, float), values["sd[Residual]"][0])
     names = parameter_names(design)
     draws = np.empty((nsim, len(names)))
     status = np.empty(nsim, np.int64)
@@ -341,7 +341,7 @@ def _bootstrap(result, rows: list[Parameter], level: float, nsim: int, seed: int
     return out, int(np.sum(status == FAILED))
 
 
-def _simulation_inputs(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) -> SimulationInputs:
+def fitted_simulation_inputs(design: Design, beta: np.ndarray, theta: np.ndarray, sigma: float) -> SimulationInputs:
     """The simulation kernel's arrays; a model without random effects has empty term arrays."""
     if design.terms:
         return simulation_inputs(design, beta, theta, sigma)

@@ -106,17 +106,24 @@ def run_on_cluster(
             client.close(timeout=CONNECT_TIMEOUT)
 
 
-def _connect(address: str):
-    """A client of the scheduler at `address`, or one `ClusterError` line saying why not."""
-    from distributed import Client
+def probe_scheduler(address: str) -> None:
+    """One `ClusterError` line unless something listens at the scheduler's address (checked
+    before the store is created, and again before connecting)."""
     from distributed.comm.addressing import parse_host_port
 
-    # Probe first: a refused connection is reported at once, not after the client's retries.
     try:
         host, port = parse_host_port(address.removeprefix("tcp://"))
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
     except (OSError, ValueError) as exc:
         raise ClusterError(f"cannot reach the dask scheduler at {address}: {_reason(exc)}") from None
+
+
+def _connect(address: str):
+    """A client of the scheduler at `address`, or one `ClusterError` line saying why not."""
+    from distributed import Client
+
+    # Probe first: a refused connection is reported at once, not after the client's retries.
+    probe_scheduler(address)
     try:
         return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:

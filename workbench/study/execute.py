@@ -14,7 +14,7 @@ import xarray as xr
 
 from workbench.errors import StudyError
 from workbench.results.summarise import summarise, timing
-from workbench.study.cluster import run_on_cluster
+from workbench.study.cluster import probe_scheduler, run_on_cluster
 from workbench.study.resources import check_store
 from workbench.study.integrity import INPUTS_ATTR, check_inputs, damaged_units, describe_inputs
 from workbench.study.spec import Study
@@ -40,6 +40,8 @@ def run_study(
     """
     outline = check_study(study)
     check_store(len(study.points()), study.replicates, len(study.fits), len(outline.labels), out)
+    if scheduler is not None:
+        probe_scheduler(scheduler)
     store = ReplicateStore(out)
     if fresh:
         store.remove()
@@ -64,6 +66,7 @@ def run_study(
         if summary is not None:
             _say(quiet, f"{study.name}: already complete in {out}")
             return summary
+    _announce_bootstrap(study, quiet)
     numba.set_num_threads(min(workers or study.execution.workers, numba.config.NUMBA_NUM_THREADS))
     finished = sum(len(unit_replicates(study, chunk, chunk_size)) for _, chunk in done)
     progress = Progress(study.name, study.replicates * npoints, finished, quiet)
@@ -86,6 +89,18 @@ def run_study(
     write_summary(summary, summary_path)
     write_summary(timing(raw), out / TIMING_FILE)
     return summary
+
+
+def _announce_bootstrap(study: Study, quiet: bool) -> None:
+    """Say before the run what bootstrap intervals cost: `nsim` refits per fit of every replicate."""
+    fits = sum(len(a.methods) for a in study.analyses if "bootstrap" in a.intervals)
+    if fits:
+        _say(
+            quiet,
+            f"{study.name}: bootstrap intervals refit {study.bootstrap_nsim} simulated data sets for each of "
+            f"{fits} fit(s) of every replicate, about {study.bootstrap_nsim * fits} extra fits per replicate "
+            f"({study.bootstrap_nsim * fits // len(study.fits)}x the cost of the study without them)",
+        )
 
 
 def _summary_of(path: Path, study: Study) -> xr.Dataset | None:

@@ -9,7 +9,10 @@ Keys (each mistake is one `StudyError` line naming its key):
   default of every analysis without its own ``tests``.
 - ``[[analysis]] intervals = [...]``: interval methods; ``"wald"`` (estimate ± z·SE on every
   parameter's scale) and ``"profile"`` (profile likelihood, as lme4's, of the SDs, variances
-  and σ; computed in the replicate loop). ``[intervals] methods = [...]`` is the default.
+  and σ; computed in the replicate loop) and ``"bootstrap"`` (parametric bootstrap, percentile,
+  of every parameter: ``nsim`` refits per fit of every replicate, so it multiplies the cost of
+  a study by about ``nsim``). ``[intervals] methods = [...]`` is the default; ``[intervals]
+  nsim`` the bootstrap's number of draws (default 200).
 - ``[[lrt]]``: ``smaller`` and ``larger`` (analysis names), ``null`` (``"chi2"``,
   ``"mixture"``, ``"exact"``), ``method`` (``"ML"`` or ``"REML"``; default ML; both analyses
   fit it), ``nsim`` (draws of the exact null, default 10000).
@@ -31,10 +34,11 @@ from workbench.errors import StudyError
 __all__ = ["DDF", "INTERVALS", "NULLS", "FixedTest", "LikelihoodRatioTest", "parse_alpha", "parse_lrts"]
 
 DDF = ("asymptotic", "residual", "satterthwaite", "kenward-roger")
-INTERVALS = ("wald", "profile")
+INTERVALS = ("wald", "profile", "bootstrap")
 NULLS = ("chi2", "mixture", "exact")
 DEFAULT_ALPHA = (0.05,)
 DEFAULT_NSIM = 10000
+DEFAULT_BOOTSTRAP_NSIM = 200
 
 _check = Checker(StudyError)
 
@@ -120,8 +124,16 @@ def default_intervals(document: Mapping) -> tuple[str, ...]:
     if "intervals" not in document:
         return ()
     table = _check.table(document["intervals"], "intervals")
-    _check.keys(table, "intervals", ("methods",))
-    return parse_intervals(table["methods"], "intervals.methods")
+    _check.keys(table, "intervals", (), ("methods", "nsim"))
+    return parse_intervals(table.get("methods", []), "intervals.methods")
+
+
+def parse_bootstrap_nsim(document: Mapping) -> int:
+    """``[intervals] nsim``: draws of each parametric bootstrap (default 200)."""
+    table = document.get("intervals", {})
+    if not isinstance(table, Mapping) or "nsim" not in table:
+        return DEFAULT_BOOTSTRAP_NSIM
+    return _check.integer(table["nsim"], "intervals.nsim", 10, 1_000_000)
 
 
 def parse_lrts(value: Any, analyses: Mapping[str, tuple[str, ...]]) -> tuple[LikelihoodRatioTest, ...]:

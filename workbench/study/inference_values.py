@@ -93,9 +93,11 @@ def _likelihood_ratio(lrt: LRTPlan, results: dict) -> None:
     results["test_reason"][:, index] = np.where(ok, COMPUTED, FIT_FAILED)
 
 
-def add_intervals(plan: InferencePlan, results: dict, columns: list[np.ndarray], level: float, profile: dict) -> None:
-    """The intervals of the fits that ask for them; `columns[f]`: fit f's parameters; `profile`:
-    the profile limits of the replicate loop, (R, fits, P) ``lower``, ``upper`` and ``reason``."""
+def add_intervals(
+    plan: InferencePlan, results: dict, columns: list[np.ndarray], level: float, profile: dict, bootstrap: dict
+) -> None:
+    """The intervals of the fits that ask for them; `columns[f]`: fit f's parameters; `profile`
+    and `bootstrap`: the limits computed for the unit, (R, fits, P) ``lower``, ``upper`` and ``reason``."""
     if not plan.intervals:
         return
     z = float(ndtri((1 + level) / 2))
@@ -114,9 +116,10 @@ def add_intervals(plan: InferencePlan, results: dict, columns: list[np.ndarray],
                 results["upper"][:, f, i] = np.where(finite, est + z * se, np.nan)
                 code = np.where(finite, COMPUTED, NOT_COMPUTABLE).astype(np.int8)
             else:
-                results["lower"][:, f, i] = profile["lower"][:, f]
-                results["upper"][:, f, i] = profile["upper"][:, f]
-                code = profile["reason"][:, f].copy()
+                limits = profile if method == "profile" else bootstrap
+                results["lower"][:, f, i] = limits["lower"][:, f]
+                results["upper"][:, f, i] = limits["upper"][:, f]
+                code = limits["reason"][:, f].copy()
             code[failed[:, f]] = FIT_FAILED
             code[:, ~present] = NOT_IN_MODEL
             reason[:] = code

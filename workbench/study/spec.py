@@ -36,6 +36,7 @@ from workbench.study.inference import (
     default_intervals,
     default_tests,
     parse_alpha,
+    parse_bootstrap_nsim,
     parse_intervals,
     parse_lrts,
     parse_tests,
@@ -136,6 +137,7 @@ class Study:
     base_dir: Path
     lrts: tuple[LikelihoodRatioTest, ...] = ()
     alpha: tuple[float, ...] = (0.05,)
+    bootstrap_nsim: int = 200
 
     @property
     def fits(self) -> list[tuple[Analysis, str, str]]:
@@ -229,6 +231,7 @@ def parse_study(text: str, base_dir: Path, source: str = "study file") -> Study:
         base_dir=Path(base_dir),
         lrts=parse_lrts(document.get("lrt"), {a.name: a.methods for a in analyses}),
         alpha=parse_alpha(summary),
+        bootstrap_nsim=parse_bootstrap_nsim(document),
     )
     base = DesignPoint(0, {}, result.layout, result.truth)
     checker = _structure_checker(result.base_dir, result.execution.chunk_size, result.replicates)

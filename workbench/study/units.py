@@ -25,6 +25,7 @@ from workbench.kernels.status import NOT_RUN
 from workbench.simulation.simulate import draw_standardised
 from workbench.study.plan import PointPlan
 from workbench.study.spec import Study
+from workbench.study.bootstrap_intervals import bootstrap_limits, bootstrap_seed
 from workbench.study.inference_values import add_intervals, add_tests, empty_inference, scatter_fixed_tests
 from workbench.study.store import VARIABLES
 from workbench.study.varying import fit_varying
@@ -85,6 +86,7 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
         "upper": np.full((nrep, nfits, nparams), np.nan),
         "reason": np.full((nrep, nfits, nparams), VARYING_ROWS if plan.varying else NOT_RUN, np.int8),
     }
+    bootstrap = {name: values.copy() for name, values in profile.items()}
     profile_z = _profile_z(study, inference)
     # replicates run in parallel already: BLAS threads inside each (large trailing blocks
     # call LAPACK) would only compete with them, several times slower
@@ -95,7 +97,7 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
                 # t tests are computed in the loop over data sets that share their rows only
                 for index in slots[slots >= 0]:
                     results["test_reason"][:, index] = VARYING_ROWS
-            return _finish(study, inference, results, columns, profile)
+            return _finish(study, inference, results, columns, profile, bootstrap)
         ys = unit_responses(study, plan, point, replicates)
         first = 0
         for analysis, requests, slots in zip(plan.analyses, inference.requests, inference.slots):
@@ -152,8 +154,25 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
                 scatter_fixed_tests(results, slots, tests)
             for name, values in zip(("lower", "upper", "reason"), limits):
                 profile[name][:, fits][:, :, analysis.columns] = values
+            _add_bootstrap(study, inference, analysis, point, replicates, first, results, bootstrap)
             first += nmethods
-    return _finish(study, inference, results, columns, profile)
+    return _finish(study, inference, results, columns, profile, bootstrap)
+
+
+def _add_bootstrap(study: Study, inference, analysis, point: int, replicates, first: int, results, bootstrap) -> None:
+    """The parametric-bootstrap limits of the analysis's fits that ask for them."""
+    if "bootstrap" not in inference.intervals:
+        return
+    column = inference.intervals.index("bootstrap")
+    for k, reml in enumerate(analysis.reml):
+        f = first + k
+        if not inference.interval_fits[f, column]:
+            continue
+        estimates = results["estimate"][:, f][:, analysis.columns]
+        seeds = [bootstrap_seed(study.seed, point, int(r), f) for r in replicates]
+        limits = bootstrap_limits(analysis, reml, estimates, seeds, study.bootstrap_nsim, study.level)
+        for name, values in zip(("lower", "upper", "reason"), limits):
+            bootstrap[name][:, f][:, analysis.columns] = values
 
 
 def _profile_z(study: Study, inference) -> np.ndarray:
@@ -164,8 +183,10 @@ def _profile_z(study: Study, inference) -> np.ndarray:
     return np.where(inference.interval_fits[:, inference.intervals.index("profile")], z, 0.0)
 
 
-def _finish(study: Study, inference, results: dict[str, np.ndarray], columns: list[np.ndarray], profile: dict) -> dict[str, np.ndarray]:
+def _finish(
+    study: Study, inference, results: dict[str, np.ndarray], columns: list[np.ndarray], profile: dict, bootstrap: dict
+) -> dict[str, np.ndarray]:
     """Add the p-values, likelihood-ratio tests and intervals; cast every array to its store type."""
     add_tests(inference, results)
-    add_intervals(inference, results, columns, study.level, profile)
+    add_intervals(inference, results, columns, study.level, profile, bootstrap)
     return {name: values.astype(VARIABLES[name][1]) for name, values in results.items()}
