@@ -226,7 +226,7 @@ def test_a_refused_run_leaves_no_directory(tmp_path):
         ("sigma = 1.0", "sigma = 1e308", "error: truth.sigma: must be at most 1e+150 in magnitude, got 1e+308"),
         ('"(Intercept)" = 10.0', '"(Intercept)" = 1e308', "error: truth.beta.\"(Intercept)\": must be at most 1e+150 in magnitude, got 1e+308"),
         ('"layout.subjects" = [8, 12]', '"layout.subjects" = [8, 12]\n"truth.sigma" = [1.0, 2.0]\n"truth.beta.time" = ' + str(list(range(60000))), "error: grid: makes 240,000 design points, more than 100,000"),
-        ("subjects = 8", "subjects = 5000000", "error: layout: data sets of up to 25,000,000 rows need about"),
+        ("subjects = 8", "subjects = 15000000", "error: layout: data sets of up to 75,000,000 rows need about"),
     ],
     ids=["replicates", "chunk_size", "name", "sigma", "beta", "grid", "rows"],
 )

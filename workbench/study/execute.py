@@ -130,7 +130,7 @@ def _extend_if_asked(store: ReplicateStore, study: Study, out: Path) -> None:
             "a run can add replicates, not remove them (use --fresh or another --out)"
         )
     store.extend(study.replicates, store.chunk_size())
-    store.set_attrs({"study": study.text})
+    store.set_attrs({"study": study.text, INPUTS_ATTR: describe_inputs(study)})
 
 
 def _without_replicates(text: str) -> dict:
