@@ -15,6 +15,7 @@ import xarray as xr
 from workbench.errors import StudyError
 from workbench.results.summarise import summarise, timing
 from workbench.study.cluster import probe_scheduler, run_on_cluster
+from workbench.study.coldstart import cold_start_line, kernels_cached
 from workbench.study.resources import check_store
 from workbench.study.integrity import INPUTS_ATTR, check_inputs, damaged_units, describe_inputs
 from workbench.study.spec import Study
@@ -69,6 +70,8 @@ def run_study(
     _announce_bootstrap(study, quiet)
     numba.set_num_threads(min(workers or study.execution.workers, numba.config.NUMBA_NUM_THREADS))
     finished = sum(len(unit_replicates(study, chunk, chunk_size)) for _, chunk in done)
+    if scheduler is None and not kernels_cached():
+        _say(quiet, cold_start_line())
     progress = Progress(study.name, study.replicates * npoints, finished, quiet)
     if scheduler is None:
         executor = run_locally(study, todo, chunk_size)
