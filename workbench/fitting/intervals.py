@@ -314,30 +314,37 @@ def bootstrap_draws(result, nsim: int, seed: int = 0) -> tuple[pd.DataFrame, np.
     values = _estimates(problem, reml, result.theta)
     beta = np.array([values[f"beta[{name}]"][0] for name in design.fixef_names])
     sim = fitted_simulation_inputs(design, beta, np.asarray(result.theta, float), values["sd[Residual]"][0])
-    names = parameter_names(design)
-    draws = np.empty((nsim, len(names)))
+    draws, status = refit_draws(problem, front_starts(st), reml, sim, nsim, seed)
+    return pd.DataFrame(draws, columns=parameter_names(design)), status
+
+
+def refit_draws(problem: Problem, front0: np.ndarray, reml: bool, sim: SimulationInputs, nsim: int, seed: int):
+    """`nsim` responses drawn from `sim` (replicate r from ``SeedSequence(seed, spawn_key=(0, r))``),
+    each refitted on `problem`'s design: their estimates (nsim, parameters) and status codes."""
+    design, st = problem.design, problem.structure
+    draws = np.empty((nsim, len(parameter_names(design))))
     status = np.empty(nsim, np.int64)
     lower = design.theta_lower_bounds()
-    front0 = front_starts(st)
     for first in range(0, nsim, BOOTSTRAP_CHUNK):
         replicates = np.arange(first, min(first + BOOTSTRAP_CHUNK, nsim))
         normals = draw_normals(seed, 0, replicates, sim.size)
-        block = np.empty((len(replicates), len(names)))
+        block = np.empty((len(replicates), draws.shape[1]))
         codes = np.empty(len(replicates), np.int64)
         bootstrap_fits(st, problem.products, sim, design.x, front0, normals, reml, lower, GRADIENT_TOL, MAX_ITER, block, codes)
         draws[replicates] = block
         status[replicates] = codes
-    return pd.DataFrame(draws, columns=names), status
+    return draws, status
+
+
+def percentile_limits(draws: np.ndarray, level: float) -> np.ndarray:
+    """The (lower, upper) percentiles of the finite draws of one parameter; NaN if there are none."""
+    finite = draws[np.isfinite(draws)]
+    return np.quantile(finite, [0.5 - level / 2, 0.5 + level / 2]) if finite.size else np.full(2, np.nan)
 
 
 def _bootstrap(result, rows: list[Parameter], level: float, nsim: int, seed: int) -> tuple[np.ndarray, int]:
     draws, status = bootstrap_draws(result, nsim, seed)
-    tails = [0.5 - level / 2, 0.5 + level / 2]
-    out = np.empty((len(rows), 2))
-    for r, row in enumerate(rows):
-        column = draws[row.name].to_numpy()
-        column = column[np.isfinite(column)]
-        out[r] = np.quantile(column, tails) if column.size else np.nan
+    out = np.array([percentile_limits(draws[row.name].to_numpy(), level) for row in rows]).reshape(len(rows), 2)
     return out, int(np.sum(status == FAILED))
 
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
-from workbench.fitting.intervals import fitted_simulation_inputs
-from workbench.kernels.bootstrap import bootstrap_fits
+from workbench.fitting.intervals import fitted_simulation_inputs, percentile_limits, refit_draws
 from workbench.kernels.reasons import COMPUTED, FIT_FAILED, NOT_COMPUTABLE
 from workbench.model.parameters import pairs, parameter_names, semidefinite_cholesky, theta_of
-from workbench.simulation.simulate import draw_normals
 
 __all__ = ["bootstrap_limits", "bootstrap_seed"]
 
@@ -35,14 +32,12 @@ def bootstrap_limits(analysis, reml: bool, estimates: np.ndarray, seeds: list[in
     `estimates` (R, P) are the replicates' estimates in `parameter_names(design)` order (NaN
     for a failed fit); `seeds` their `bootstrap_seed`.
     """
-    design, problem = analysis.design, analysis.problem
+    design = analysis.design
     names = parameter_names(design)
     nrep, nparams = estimates.shape
     lower = np.full((nrep, nparams), np.nan)
     upper = np.full((nrep, nparams), np.nan)
     reason = np.full((nrep, nparams), COMPUTED, np.int8)
-    bounds = design.theta_lower_bounds()
-    tails = np.array([(1 - level) / 2, (1 + level) / 2])
     for r in range(nrep):
         values = dict(zip(names, estimates[r]))
         if not np.isfinite(values["sd[Residual]"]):
@@ -54,19 +49,10 @@ def bootstrap_limits(analysis, reml: bool, estimates: np.ndarray, seeds: list[in
             reason[r] = NOT_COMPUTABLE
             continue
         sim = fitted_simulation_inputs(design, estimates[r, : design.p], theta, sigma)
-        normals = draw_normals(seeds[r], 0, np.arange(nsim), sim.size)
-        draws = np.empty((nsim, nparams))
-        codes = np.empty(nsim, np.int64)
-        bootstrap_fits(
-            problem.structure, problem.products, sim, design.x, analysis.front0, normals, bool(reml),
-            bounds, GRADIENT_TOL, MAX_ITER, draws, codes,
-        )
+        draws, _ = refit_draws(analysis.problem, analysis.front0, bool(reml), sim, nsim, seeds[r])
         for j in range(nparams):
-            column = draws[:, j][np.isfinite(draws[:, j])]
-            if column.size:
-                lower[r, j], upper[r, j] = np.quantile(column, tails)
-            else:
-                reason[r, j] = NOT_COMPUTABLE
+            lower[r, j], upper[r, j] = percentile_limits(draws[:, j], level)
+        reason[r, ~np.isfinite(lower[r])] = NOT_COMPUTABLE
     return lower, upper, reason
 
 
