@@ -18,13 +18,13 @@ from workbench.fitting.fit import optimize, summarize_fit
 from workbench.fitting.problem import Problem
 from workbench.fitting.result import FitResult
 from workbench.fitting.structure import front_starts
-from workbench.kernels.products import CrossProducts, fill_products
+from workbench.kernels.products import CrossProducts, refresh_response
 from workbench.model.design import term_arrays
 from workbench.simulation.simulate import simulate_design
 
 
 class ResponseUpdate(NamedTuple):
-    """The packed arrays `fill_products` reads to refresh the response row of a problem."""
+    """The packed arrays `refresh_response` reads to refresh the response row of a problem."""
 
     codes: np.ndarray  # (K, n) level of each row per term
     z: np.ndarray  # (K, n, qmax) the terms' columns
@@ -61,7 +61,7 @@ def refit(result: FitResult, y, update: ResponseUpdate) -> FitResult:
     base = problem.products
     products = CrossProducts(base.a_front.copy(), base.a_tt.copy())
     design = dataclasses.replace(problem.design, y=y)
-    fill_products(update.codes, update.z, design.x, y, problem.structure, update.front0, *products, True)
+    refresh_response(update.codes, update.z, design.x, y, problem.structure, update.front0, *products)
     new = Problem(design, problem.structure, products)
     return summarize_fit(new, optimize(new, result.reml), result.reml)
 

@@ -178,5 +178,5 @@ def cross_products(design: Design, structure: Structure) -> CrossProducts:
     codes, z = term_arrays(design)
     d = len(structure.row_term) - structure.t0
     products = CrossProducts(np.zeros(structure.front_acol_ptr[-1]), np.zeros((d, d)))
-    fill_products(codes, z, design.x, design.y, structure, front_starts(structure), *products, False)
+    fill_products(codes, z, design.x, design.y, structure, front_starts(structure), *products)
     return products

@@ -11,7 +11,7 @@ from numba import prange
 from workbench.kernels.montecarlo import _components, fit_theta
 from workbench.kernels.objective import factorize, make_workspace, solve_effects
 from workbench.kernels.options import jit, jit_parallel
-from workbench.kernels.products import CrossProducts, fill_products
+from workbench.kernels.products import CrossProducts, refresh_response
 from workbench.kernels.simulate import simulate_responses
 from workbench.kernels.status import CONVERGED, FAILED
 
@@ -57,7 +57,7 @@ def bootstrap_fits(st, base, sim, x, front0, normals, reml, lower, gtol, max_ite
             sim.xbeta, sim.codes, sim.z, sim.term_q, sim.term_offset, sim.lam, sim.sigma, normals[r : r + 1], y
         )
         cp = CrossProducts(base.a_front.copy(), base.a_tt.copy())
-        fill_products(sim.codes, sim.z, x, y[0], st, front0, cp.a_front, cp.a_tt, True)
+        refresh_response(sim.codes, sim.z, x, y[0], st, front0, cp.a_front, cp.a_tt)
         ws = make_workspace(st)
         theta = np.zeros(m)
         code = CONVERGED

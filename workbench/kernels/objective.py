@@ -20,12 +20,12 @@ class Workspace(NamedTuple):
 
     lam: np.ndarray  # (K, qmax, qmax)
     grad_blocks: np.ndarray  # (K, qmax, qmax)
-    fronts: np.ndarray  # flat s×s: children's updates gathered in fronts that have children; then `tt`
-    sfronts: np.ndarray  # flat s×s: S on the whole pattern of fronts that have children; then `stt`
+    fronts: np.ndarray  # flat s×s: children's updates gathered in fronts that have children
+    sfronts: np.ndarray  # flat s×s: S on the whole pattern of fronts that have children
     lcol: np.ndarray  # flat s×q: L's columns of every front
     scol: np.ndarray  # flat s×q: S's columns of every front
-    tt: np.ndarray  # (D, D) trailing block, then its Cholesky factor (lower): a view of the tail of `fronts`
-    stt: np.ndarray  # (D, D) S on the trailing block: a view of the tail of `sfronts`
+    tt: np.ndarray  # (D, D) trailing block, then its Cholesky factor (lower)
+    stt: np.ndarray  # (D, D) S on the trailing block
     dense: np.ndarray  # (D, D) scratch
     col: np.ndarray  # (smax, qmax) scratch
     col2: np.ndarray  # (smax, qmax) scratch
@@ -45,19 +45,15 @@ def make_workspace(st):
     d = st.row_term.shape[0] - st.t0
     nmat = st.front_mat_ptr[st.front_mat_ptr.shape[0] - 1]
     ncol = st.front_acol_ptr[st.front_acol_ptr.shape[0] - 1]
-    # the trailing block and S on it are the tails of the fronts' buffers, so that a front's
-    # parent, or T, is always an offset into one array
-    fronts = np.zeros(nmat + d * d)
-    sfronts = np.zeros(nmat + d * d)
     return Workspace(
         np.zeros((nterms, qmax, qmax)),
         np.zeros((nterms, qmax, qmax)),
-        fronts,
-        sfronts,
+        np.zeros(nmat),
+        np.zeros(nmat),
         np.zeros(ncol),
         np.zeros(ncol),
-        fronts[nmat:].reshape((d, d)),
-        sfronts[nmat:].reshape((d, d)),
+        np.zeros((d, d)),
+        np.zeros((d, d)),
         np.zeros((d, d)),
         np.zeros((smax, qmax)),
         np.zeros((smax, qmax)),
@@ -71,119 +67,111 @@ def _set_lambda(theta, st, lam):
     for i in range(theta.shape[0]):
         lam[st.theta_term[i], st.theta_row[i], st.theta_col[i]] = theta[i]
 
-# The loops over fronts index flat buffers by offsets and take the structure's arrays as
-# locals: a slice or a field of a named tuple made inside the loop is a reference-counted
-# view, and its atomic counts cost more than a small front's arithmetic.
-
 
 @jit_inline
-def _global_row(rows, row_off, contiguous, r):
-    """The global row of local row r: row_off + r in T (`contiguous`), else rows[row_off + r] in a front."""
-    return row_off + r if contiguous else rows[row_off + r]
+def _scale_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
+    """dst[r, :ncol] = (Λ̃' src)[r, :ncol] over the rows of one front or of T (global `rows`).
 
-
-@jit_inline
-def _scale_rows(src, src_off, src_stride, rows, row_off, contiguous, nrows, row_term, row_comp, term_q, lam, dst, dst_off, dst_stride, ncol):
-    """dst[r, :ncol] = (Λ̃' src)[r, :ncol] over the `nrows` rows of one front or of T (see `_global_row`)."""
-    for r in range(nrows):
-        row = _global_row(rows, row_off, contiguous, r)
-        k = row_term[row]
-        out = dst_off + r * dst_stride
+    `layout` is (row_term, row_comp, term_q): passing the whole structure by value to a
+    function called once per front costs more than a small front's arithmetic.
+    """
+    row_term, row_comp, term_q = layout
+    for r in range(rows.shape[0]):
+        k = row_term[rows[r]]
         if k < 0:
-            inp = src_off + r * src_stride
             for c in range(ncol):
-                dst[out + c] = src[inp + c]
+                dst[r * dst_stride + c] = src[r * src_stride + c]
             continue
-        comp = row_comp[row]
+        comp = row_comp[rows[r]]
         base = r - comp
         for c in range(ncol):
             acc = 0.0
             for c2 in range(comp, term_q[k]):
-                acc += lam[k, c2, comp] * src[src_off + (base + c2) * src_stride + c]
-            dst[out + c] = acc
+                acc += lam[k, c2, comp] * src[(base + c2) * src_stride + c]
+            dst[r * dst_stride + c] = acc
 
 
 @jit_inline
-def _lower_rows(src, src_off, src_stride, rows, row_off, contiguous, nrows, row_term, row_comp, lam, dst, dst_off, dst_stride, ncol):
+def _lower_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
     """dst[r, :ncol] = (Λ̃ src)[r, :ncol]: λ applied from the left, untransposed."""
-    for r in range(nrows):
-        row = _global_row(rows, row_off, contiguous, r)
-        k = row_term[row]
-        out = dst_off + r * dst_stride
+    row_term, row_comp, _ = layout
+    for r in range(rows.shape[0]):
+        k = row_term[rows[r]]
         if k < 0:
-            inp = src_off + r * src_stride
             for c in range(ncol):
-                dst[out + c] = src[inp + c]
+                dst[r * dst_stride + c] = src[r * src_stride + c]
             continue
-        comp = row_comp[row]
+        comp = row_comp[rows[r]]
         base = r - comp
         for c in range(ncol):
             acc = 0.0
             for c2 in range(comp + 1):
-                acc += lam[k, comp, c2] * src[src_off + (base + c2) * src_stride + c]
-            dst[out + c] = acc
+                acc += lam[k, comp, c2] * src[(base + c2) * src_stride + c]
+            dst[r * dst_stride + c] = acc
 
 
 @jit_inline
-def _scalar_front_update(s, lf, lf_off, buf, acc_off, gathered, target, stride, relpos, rel_off):
-    """Extend-add the update −L_Rf L_Rf' (plus the children's, gathered at buf[acc_off:]) of a
-    front with one effect per level into buf[target:] (row stride `stride`)."""
+def _scalar_front_update(s, lf, acc, gathered, target, stride, relpos):
+    """Extend-add the update −L_Rf L_Rf' (plus the children's) of a front with one effect per level."""
     for a in range(1, s):
-        pa = target + relpos[rel_off + a] * stride
-        la = lf[lf_off + a]
+        pa = relpos[a - 1] * stride
+        la = lf[a]
         if gathered:
             for b in range(1, a + 1):
-                buf[pa + relpos[rel_off + b]] += buf[acc_off + a * s + b] - la * lf[lf_off + b]
+                target[pa + relpos[b - 1]] += acc[a * s + b] - la * lf[b]
         else:
             for b in range(1, a + 1):
-                buf[pa + relpos[rel_off + b]] -= la * lf[lf_off + b]
+                target[pa + relpos[b - 1]] -= la * lf[b]
 
 
 @jit_inline
-def _scalar_front_inverse(s, lf, lf_off, sm, src, src_off, stride, relpos, rel_off):
-    """S on a front with one effect per level: S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l.
-
-    L's and S's columns share the offset `lf_off`; S_RR is read from src[src_off:].
-    """
-    diagonal = lf[lf_off]
+def _scalar_front_inverse(s, lf, sm, src, stride, relpos):
+    """S on a front with one effect per level: S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l."""
+    diagonal = lf[0]
     for a in range(1, s):
-        pa = src_off + relpos[rel_off + a] * stride
+        pa = relpos[a - 1] * stride
         v = 0.0
         for b in range(1, s):
-            v += src[pa + relpos[rel_off + b]] * lf[lf_off + b]
-        sm[lf_off + a] = -v / diagonal
+            v += src[pa + relpos[b - 1]] * lf[b]
+        sm[a] = -v / diagonal
     v = 1.0 / diagonal
     for a in range(1, s):
-        v -= lf[lf_off + a] * sm[lf_off + a]
-    sm[lf_off] = v / diagonal
+        v -= lf[a] * sm[a]
+    sm[0] = v / diagonal
 
 
 @jit_inline
-def _scalar_front_gradient(k, s, rows, row_off, acol, sm, col_off, row_term, row_comp, term_q, lam, g):
+def _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g):
     """The gradient terms of a front with one effect per level, in one pass over its rows.
 
     The same sums as the general loops (own level: Σ_r A[r, f](Λ̃S)[r, f]; each later random
     row (J, a): A[(J, a), f] λ_f S[(J, b), f]), without their scratch column and unit loops,
     which cost more than the arithmetic in the small fronts of nested models.
     """
+    row_term, row_comp, term_q = layout
     lam_f = lam[k, 0, 0]
     own = 0.0
     for r in range(s):
-        row = rows[row_off + r]
-        kr = row_term[row]
+        kr = row_term[rows[r]]
         if kr < 0:
-            own += acol[col_off + r] * sm[col_off + r]
+            own += acol[r] * sm[r]
             continue
-        comp = row_comp[row]
-        base = col_off + r - comp
+        comp = row_comp[rows[r]]
+        base = r - comp
         v = 0.0
         for c2 in range(comp + 1):
             v += lam[kr, comp, c2] * sm[base + c2]
-        own += acol[col_off + r] * v
+        own += acol[r] * v
         if r > 0:
             for b in range(term_q[kr]):
-                g[kr, comp, b] += acol[col_off + r] * lam_f * sm[base + b]
+                g[kr, comp, b] += acol[r] * lam_f * sm[base + b]
     g[k, 0, 0] += own
+
+
+@jit
+def _trailing_rows(st):
+    d = st.row_term.shape[0] - st.t0
+    return np.arange(st.t0, st.t0 + d)
 
 
 @jit
@@ -191,75 +179,73 @@ def factorize(theta, st, cp, ws):
     """Form and factor Ω(θ) into ws.lcol and ws.tt; False when it is not positive definite."""
     lam = ws.lam
     _set_lambda(theta, st, lam)
-    row_term, row_comp, term_q = st.row_term, st.row_comp, st.term_q
-    front_ptr, front_rows, front_term, front_parent = st.front_ptr, st.front_rows, st.front_term, st.front_parent
-    acol_ptr, mat_ptr, relpos = st.front_acol_ptr, st.front_mat_ptr, st.front_relpos
-    lcol, a_front = ws.lcol, cp.a_front
-    # the children's updates gathered per front, then the trailing block: ws.tt is buf's tail
-    buf = ws.fronts
+    layout = (st.row_term, st.row_comp, st.term_q)
+    ws.fronts[:] = 0.0
     tt = ws.tt
     d = tt.shape[0]
-    t_off = buf.shape[0] - d * d
-    t0 = st.t0
-    buf[:t_off] = 0.0
+    ttf = tt.reshape(-1)
+    trows = _trailing_rows(st)
     # Λ̃_T' A_TT Λ̃_T: scale the rows, transpose (A_TT is symmetric), scale the rows again
-    _scale_rows(cp.a_tt.reshape(-1), 0, d, front_rows, t0, True, d, row_term, row_comp, term_q, lam, ws.dense.reshape(-1), 0, d, d)
+    _scale_rows(cp.a_tt.reshape(-1), d, trows, layout, lam, ws.dense.reshape(-1), d, d)
     ws.stt[:, :] = ws.dense.T
-    _scale_rows(ws.stt.reshape(-1), 0, d, front_rows, t0, True, d, row_term, row_comp, term_q, lam, buf, t_off, d, d)
+    _scale_rows(ws.stt.reshape(-1), d, trows, layout, lam, ttf, d, d)
     for i in range(d):
-        if row_term[t0 + i] >= 0:
-            buf[t_off + i * d + i] += 1.0
+        if st.row_term[st.t0 + i] >= 0:
+            tt[i, i] += 1.0
     tmp = ws.col.reshape(-1)
-    for f in range(front_term.shape[0]):
-        lo = front_ptr[f]
-        s = front_ptr[f + 1] - lo
-        k = front_term[f]
-        q = term_q[k]
-        acc = mat_ptr[f]
-        gathered = mat_ptr[f + 1] > acc
-        col = acol_ptr[f]
+    for f in range(st.front_term.shape[0]):
+        lo = st.front_ptr[f]
+        s = st.front_ptr[f + 1] - lo
+        k = st.front_term[f]
+        q = st.term_q[k]
+        rows = st.front_rows[lo : lo + s]
+        acc = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]]
+        gathered = acc.shape[0] > 0
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
         # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f, plus what the children passed up
         for r in range(s):
             for c in range(q):
                 v = 0.0
                 for c2 in range(c, q):
-                    v += a_front[col + r * q + c2] * lam[k, c2, c]
+                    v += acol[r * q + c2] * lam[k, c2, c]
                 tmp[r * q + c] = v
-        _scale_rows(tmp, 0, q, front_rows, lo, False, s, row_term, row_comp, term_q, lam, lcol, col, q, q)
+        _scale_rows(tmp, q, rows, layout, lam, lf, q, q)
         if gathered:
             for r in range(s):
                 for c in range(q):
-                    lcol[col + r * q + c] += buf[acc + r * s + c]
+                    lf[r * q + c] += acc[r * s + c]
         for c in range(q):
-            lcol[col + c * q + c] += 1.0
-        if not cholesky_lower(lcol, col, q, q):
+            lf[c * q + c] += 1.0
+        if not cholesky_lower(lf, q, q):
             return False
         for r in range(q, s):
             for c in range(q):
-                v = lcol[col + r * q + c]
+                v = lf[r * q + c]
                 for c2 in range(c):
-                    v -= lcol[col + r * q + c2] * lcol[col + c * q + c2]
-                lcol[col + r * q + c] = v / lcol[col + c * q + c]
-        parent = front_parent[f]
+                    v -= lf[r * q + c2] * lf[c * q + c2]
+                lf[r * q + c] = v / lf[c * q + c]
+        parent = st.front_parent[f]
         if parent >= 0:
-            stride = front_ptr[parent + 1] - front_ptr[parent]
-            target = mat_ptr[parent]
+            stride = st.front_ptr[parent + 1] - st.front_ptr[parent]
+            target = ws.fronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]]
         else:
             stride = d
-            target = t_off
+            target = ttf
+        relpos = st.front_relpos[lo + q : lo + s]
         if q == 1:
-            _scalar_front_update(s, lcol, col, buf, acc, gathered, target, stride, relpos, lo)
+            _scalar_front_update(s, lf, acc, gathered, target, stride, relpos)
             continue
         for a in range(q, s):
-            pa = target + relpos[lo + a] * stride
+            pa = relpos[a - q] * stride
             for b in range(q, a + 1):
-                v = buf[acc + a * s + b] if gathered else 0.0
+                v = acc[a * s + b] if gathered else 0.0
                 for c in range(q):
-                    v -= lcol[col + a * q + c] * lcol[col + b * q + c]
-                buf[pa + relpos[lo + b]] += v
+                    v -= lf[a * q + c] * lf[b * q + c]
+                target[pa + relpos[b - q]] += v
     if d >= LAPACK_MIN_SIZE:
         return cholesky_lower_lapack(tt)
-    return cholesky_lower(buf, t_off, d, d)
+    return cholesky_lower(ttf, d, d)
 
 
 @jit
@@ -320,7 +306,7 @@ def _trailing_inverse(st, ws, w_fixed, w_y):
                 s[i, j] = acc
                 s[j, i] = acc
         return
-    invert_lower(tt.reshape(-1), 0, d, d, m.reshape(-1), d)
+    invert_lower(tt.reshape(-1), d, d, m.reshape(-1), d)
     for i in range(d):
         for j in range(i + 1):
             acc = 0.0
@@ -336,126 +322,127 @@ def gradient(st, cp, ws, reml, grad):
     w_fixed, w_y = _weights(st, reml)
     weighted_gradient(st, cp, ws, w_fixed, w_y, grad)
 
+
 @jit
 def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
     """∂/∂θ of Σⱼ wⱼ·2 log Lⱼⱼ: weight 1 on random-effect rows, w_fixed on X rows, w_y on y."""
     lam, g = ws.lam, ws.grad_blocks
     g[:] = 0.0
-    row_term, row_comp, term_q = st.row_term, st.row_comp, st.term_q
-    front_ptr, front_rows, front_term, front_parent = st.front_ptr, st.front_rows, st.front_term, st.front_parent
-    acol_ptr, mat_ptr, relpos = st.front_acol_ptr, st.front_mat_ptr, st.front_relpos
-    lcol, scol, a_front, a_tt = ws.lcol, ws.scol, cp.a_front, cp.a_tt
+    layout = (st.row_term, st.row_comp, st.term_q)
     _trailing_inverse(st, ws, w_fixed, w_y)
-    # S on the whole pattern of fronts with children, then S_TT: ws.stt is sbuf's tail
-    sbuf = ws.sfronts
-    d = ws.stt.shape[0]
-    t_off = sbuf.shape[0] - d * d
-    t0 = st.t0
+    stt = ws.stt
+    d = stt.shape[0]
+    sttf = stt.reshape(-1)
+    trows = _trailing_rows(st)
     # B = Λ̃_T S_TT; trailing levels collect Σ_c A[(J,a), c] B[c, (J,b)].
-    _lower_rows(sbuf, t_off, d, front_rows, t0, True, d, row_term, row_comp, lam, ws.dense.reshape(-1), 0, d, d)
+    _lower_rows(sttf, d, trows, layout, lam, ws.dense.reshape(-1), d, d)
     bt = ws.dense
     for i in range(d):
-        k = row_term[t0 + i]
+        k = st.row_term[st.t0 + i]
         if k < 0:
             continue
-        a = row_comp[t0 + i]
+        a = st.row_comp[st.t0 + i]
         base = i - a
-        for b in range(term_q[k]):
+        for b in range(st.term_q[k]):
             acc = 0.0
             for c in range(d):
-                acc += a_tt[i, c] * bt[c, base + b]
+                acc += cp.a_tt[i, c] * bt[c, base + b]
             g[k, a, b] += acc
 
     y = ws.col.reshape(-1)
     bcol = ws.col2.reshape(-1)
     minv = ws.small[0].reshape(-1)
     z = ws.small[1].reshape(-1)
-    for f in range(front_term.shape[0] - 1, -1, -1):
-        lo = front_ptr[f]
-        s = front_ptr[f + 1] - lo
-        k = front_term[f]
-        q = term_q[k]
-        col = acol_ptr[f]
-        parent = front_parent[f]
+    for f in range(st.front_term.shape[0] - 1, -1, -1):
+        lo = st.front_ptr[f]
+        s = st.front_ptr[f + 1] - lo
+        k = st.front_term[f]
+        q = st.term_q[k]
+        rows = st.front_rows[lo : lo + s]
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+        sm = ws.scol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+        parent = st.front_parent[f]
         if parent >= 0:
-            stride = front_ptr[parent + 1] - front_ptr[parent]
-            src = mat_ptr[parent]
+            stride = st.front_ptr[parent + 1] - st.front_ptr[parent]
+            src = ws.sfronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]]
         else:
             stride = d
-            src = t_off
+            src = sttf
+        relpos = st.front_relpos[lo + q : lo + s]
         if q == 1:
-            _scalar_front_inverse(s, lcol, col, scol, sbuf, src, stride, relpos, lo)
+            _scalar_front_inverse(s, lf, sm, src, stride, relpos)
         else:
             # S_Rf = −S_RR L_Rf L_ff⁻¹, with S_RR read from the parent's S (or S_TT)
             for a in range(q, s):
-                pa = src + relpos[lo + a] * stride
+                pa = relpos[a - q] * stride
                 for c in range(q):
                     v = 0.0
                     for b in range(q, s):
-                        v += sbuf[pa + relpos[lo + b]] * lcol[col + b * q + c]
+                        v += src[pa + relpos[b - q]] * lf[b * q + c]
                     y[(a - q) * q + c] = v
             for a in range(q, s):
                 for c in range(q - 1, -1, -1):
                     v = -y[(a - q) * q + c]
                     for c2 in range(c + 1, q):
-                        v -= scol[col + a * q + c2] * lcol[col + c2 * q + c]
-                    scol[col + a * q + c] = v / lcol[col + c * q + c]
+                        v -= sm[a * q + c2] * lf[c2 * q + c]
+                    sm[a * q + c] = v / lf[c * q + c]
             # S_ff = L_ff⁻ᵀ (L_ff⁻¹ − L_Rf' S_Rf)
-            invert_lower(lcol, col, q, q, minv, q)
+            invert_lower(lf, q, q, minv, q)
             for c1 in range(q):
                 for c2 in range(q):
                     v = minv[c1 * q + c2]
                     for a in range(q, s):
-                        v -= lcol[col + a * q + c1] * scol[col + a * q + c2]
+                        v -= lf[a * q + c1] * sm[a * q + c2]
                     z[c1 * q + c2] = v
             for c1 in range(q):
                 for c2 in range(q):
                     v = 0.0
                     for kk in range(q):
                         v += minv[kk * q + c1] * z[kk * q + c2]
-                    scol[col + c1 * q + c2] = v
+                    sm[c1 * q + c2] = v
             for c1 in range(q):
                 for c2 in range(c1):
-                    v = 0.5 * (scol[col + c1 * q + c2] + scol[col + c2 * q + c1])
-                    scol[col + c1 * q + c2] = v
-                    scol[col + c2 * q + c1] = v
+                    v = 0.5 * (sm[c1 * q + c2] + sm[c2 * q + c1])
+                    sm[c1 * q + c2] = v
+                    sm[c2 * q + c1] = v
         # a front with children keeps S on its whole pattern for them to read
-        full = mat_ptr[f]
-        if mat_ptr[f + 1] > full:
+        full = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]]
+        if full.shape[0] > 0:
             for a in range(q, s):
-                pa = src + relpos[lo + a] * stride
+                pa = relpos[a - q] * stride
                 for b in range(q, s):
-                    sbuf[full + a * s + b] = sbuf[pa + relpos[lo + b]]
+                    full[a * s + b] = src[pa + relpos[b - q]]
             for a in range(s):
                 for c in range(q):
-                    sbuf[full + a * s + c] = scol[col + a * q + c]
-                    sbuf[full + c * s + a] = scol[col + a * q + c]
+                    full[a * s + c] = sm[a * q + c]
+                    full[c * s + a] = sm[a * q + c]
         if q == 1:
-            _scalar_front_gradient(k, s, front_rows, lo, a_front, scol, col, row_term, row_comp, term_q, lam, g)
+            _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g)
             continue
         # The front's own level: Σ_r A[r, (f,a)] (Λ̃S)[r, (f,b)].
-        _lower_rows(scol, col, q, front_rows, lo, False, s, row_term, row_comp, lam, bcol, 0, q, q)
+        _lower_rows(sm, q, rows, layout, lam, bcol, q, q)
         for a in range(q):
             for b in range(q):
                 v = 0.0
                 for r in range(s):
-                    v += a_front[col + r * q + a] * bcol[r * q + b]
+                    v += acol[r * q + a] * bcol[r * q + b]
                 g[k, a, b] += v
         # Later random levels J in the front: Σ_{c∈f} A[(J,a), c] (λ_f S_{f,J})[c, b].
         r = q
         while r < s:
-            kj = row_term[front_rows[lo + r]]
+            kj = st.row_term[rows[r]]
             if kj < 0:
                 break
-            qj = term_q[kj]
+            qj = st.term_q[kj]
             for a in range(qj):
                 for b in range(qj):
                     v = 0.0
                     for c in range(q):
                         ls = 0.0
                         for c2 in range(c + 1):
-                            ls += lam[k, c, c2] * scol[col + (r + b) * q + c2]
-                        v += a_front[col + (r + a) * q + c] * ls
+                            ls += lam[k, c, c2] * sm[(r + b) * q + c2]
+                        v += acol[(r + a) * q + c] * ls
                     g[kj, a, b] += v
             r += qj
     for i in range(grad.shape[0]):
@@ -480,33 +467,32 @@ def deviance_and_gradient(theta, st, cp, ws, reml, grad):
     gradient(st, cp, ws, reml, grad)
     return value
 
+
 @jit
 def solve_effects(st, ws):
     """[u; β] = L⁻ᵀ ℓ_y from the factor in `ws`: the trailing block, then the fronts in reverse."""
     tt = ws.tt
     d = tt.shape[0]
-    t0 = st.t0
-    front_ptr, front_rows, front_term, acol_ptr, term_q = st.front_ptr, st.front_rows, st.front_term, st.front_acol_ptr, st.term_q
-    lcol = ws.lcol
     total = st.row_term.shape[0]
     x = np.zeros(total - 1)
     for i in range(d - 2, -1, -1):
         acc = tt[d - 1, i]
         for j in range(i + 1, d - 1):
-            acc -= tt[j, i] * x[t0 + j]
-        x[t0 + i] = acc / tt[i, i]
-    for f in range(front_term.shape[0] - 1, -1, -1):
-        lo = front_ptr[f]
-        s = front_ptr[f + 1] - lo
-        q = term_q[front_term[f]]
-        col = acol_ptr[f]
+            acc -= tt[j, i] * x[st.t0 + j]
+        x[st.t0 + i] = acc / tt[i, i]
+    for f in range(st.front_term.shape[0] - 1, -1, -1):
+        lo = st.front_ptr[f]
+        s = st.front_ptr[f + 1] - lo
+        q = st.term_q[st.front_term[f]]
+        rows = st.front_rows[lo : lo + s]
+        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
         for c in range(q - 1, -1, -1):
-            acc = lcol[col + (s - 1) * q + c]
+            acc = lf[(s - 1) * q + c]
             for r in range(q, s - 1):
-                acc -= lcol[col + r * q + c] * x[front_rows[lo + r]]
+                acc -= lf[r * q + c] * x[rows[r]]
             for c2 in range(c + 1, q):
-                acc -= lcol[col + c2 * q + c] * x[front_rows[lo + c2]]
-            x[front_rows[lo + c]] = acc / lcol[col + c * q + c]
+                acc -= lf[c2 * q + c] * x[rows[c2]]
+            x[rows[c]] = acc / lf[c * q + c]
     return x
 
 

@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from workbench.kernels.options import jit
+from workbench.kernels.options import jit, jit_inline
 
 
 class CrossProducts(NamedTuple):
@@ -15,25 +15,37 @@ class CrossProducts(NamedTuple):
 
 
 @jit
-def _find(sorted_rows, row):
-    """Position of `row` in a sorted array (it is known to be there)."""
-    lo, hi = 0, sorted_rows.shape[0] - 1
+def _find(sorted_rows, start, stop, row):
+    """Position of `row` in the sorted sorted_rows[start:stop], from `start` (it is known to be there)."""
+    lo, hi = start, stop - 1
     while lo < hi:
         mid = (lo + hi) // 2
         if sorted_rows[mid] < row:
             lo = mid + 1
         else:
             hi = mid
-    return lo
+    return lo - start
 
 
 @jit
-def fill_products(codes, z, x, y, st, front0, a_front, a_tt, y_only):
+def fill_products(codes, z, x, y, st, front0, a_front, a_tt):
+    """Every block of A from the data: see `_accumulate`."""
+    _accumulate(codes, z, x, y, st, front0, a_front, a_tt, False)
+
+
+@jit
+def refresh_response(codes, z, x, y, st, front0, a_front, a_tt):
+    """Only the entries of A in the response row, for a new response `y`: one pass over the rows."""
+    _accumulate(codes, z, x, y, st, front0, a_front, a_tt, True)
+
+
+@jit_inline
+def _accumulate(codes, z, x, y, st, front0, a_front, a_tt, y_only):
     """Add every observation's outer product into the front column blocks and the trailing block.
 
     codes (K, n) level of each row per term; z (K, n, qmax) the terms' columns; front0 (K,) the
     first front of each prefix term. With `y_only`, only entries in the response row are
-    written (they are zeroed first), so a new response costs one pass over the rows.
+    written (they are zeroed first). Two entry points, so each is compiled once.
     """
     nterms = codes.shape[0]
     n = y.shape[0]
@@ -61,11 +73,12 @@ def fill_products(codes, z, x, y, st, front0, a_front, a_tt, y_only):
         a_front[:] = 0.0
         a_tt[:, :] = 0.0
     last = m - 1
+    front_ptr, front_rows, acol_ptr, term_q, term_row0 = st.front_ptr, st.front_rows, st.front_acol_ptr, st.term_q, st.term_row0
     for i in range(n):
         e = 0
         for k in range(nterms):
-            q = st.term_q[k]
-            first = st.term_row0[k] + codes[k, i] * q
+            q = term_q[k]
+            first = term_row0[k] + codes[k, i] * q
             for c in range(q):
                 rows[e] = first + c
                 vals[e] = z[k, i, c]
@@ -77,21 +90,21 @@ def fill_products(codes, z, x, y, st, front0, a_front, a_tt, y_only):
         rows[e] = t0 + d - 1
         vals[e] = y[i]
         # fronts: each prefix term's level collects the entries of this row from its own rows on
+        # (offsets into the flat arrays: a slice per row would be a reference-counted view)
         e_own = 0
         for k in range(st.nprefix):
-            q = st.term_q[k]
+            q = term_q[k]
             f = front0[k] + codes[k, i]
-            lo, hi = st.front_ptr[f], st.front_ptr[f + 1]
-            frows = st.front_rows[lo:hi]
-            block = a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
+            lo, hi = front_ptr[f], front_ptr[f + 1]
+            block = acol_ptr[f]
             for c in range(q):
                 zc = vals[e_own + c]
                 if y_only:
-                    block[(hi - lo - 1) * q + c] += vals[last] * zc
+                    a_front[block + (hi - lo - 1) * q + c] += vals[last] * zc
                     continue
                 for e2 in range(e_own, m):
-                    pos = _find(frows, rows[e2])
-                    block[pos * q + c] += vals[e2] * zc
+                    pos = _find(front_rows, lo, hi, rows[e2])
+                    a_front[block + pos * q + c] += vals[e2] * zc
             e_own += q
         # trailing block: pairs of entries that both fall in T (lower triangle, mirrored below)
         for e1 in range(e_own, m):

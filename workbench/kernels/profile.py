@@ -28,7 +28,7 @@ import numpy as np
 from workbench.kernels.montecarlo import SNAP, canonical_theta, fit_theta_from
 from workbench.kernels.objective import criterion, factorize, weighted_gradient
 from workbench.kernels.options import jit
-from workbench.kernels.products import fill_products
+from workbench.kernels.products import refresh_response
 from workbench.kernels.status import CONVERGED, FAILED, ITERATION_LIMIT, STALLED
 
 SIGMA = 0
@@ -294,7 +294,7 @@ def fixed_effect_point(b, st, cp, codes, z, x, y, x_held, front0, ws, lower, gto
     (deviance, evaluations, code).
     """
     offset_y = y - b * x_held
-    fill_products(codes, z, x, offset_y, st, front0, cp.a_front, cp.a_tt, True)
+    refresh_response(codes, z, x, offset_y, st, front0, cp.a_front, cp.a_tt)
     m = theta.shape[0]
     if m == 0:
         if not factorize(theta, st, cp, ws):

@@ -11,7 +11,7 @@ from numba import prange
 from workbench.kernels.montecarlo import fit_replicate, initial_guess
 from workbench.kernels.objective import make_workspace
 from workbench.kernels.options import jit_parallel
-from workbench.kernels.products import CrossProducts, fill_products
+from workbench.kernels.products import CrossProducts, refresh_response
 from workbench.kernels.profile_limits import profile_limits
 from workbench.kernels.reasons import FIT_FAILED
 from workbench.kernels.replicate_tests import fixed_effect_tests
@@ -36,7 +36,7 @@ def fit_chunk(st, base, codes, z, x, front0, ys, reml_flags, lower, gtol, max_it
     nrep = ys.shape[0]
     for r in prange(nrep):
         cp = CrossProducts(base.a_front.copy(), base.a_tt.copy())
-        fill_products(codes, z, x, ys[r], st, front0, cp.a_front, cp.a_tt, True)
+        refresh_response(codes, z, x, ys[r], st, front0, cp.a_front, cp.a_tt)
         ws = make_workspace(st)
         # the first method starts from the moment estimates, the others from its optimum and
         # its inverse Hessian: ML and REML optima of the same data set are close

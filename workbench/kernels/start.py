@@ -32,13 +32,14 @@ def _level_blocks(st, cp, k, j, g, zx, zy):
         for kk in range(k):
             f += _nlevels(st, kk)
         s = st.front_ptr[f + 1] - st.front_ptr[f]
-        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]].reshape((s, q))
+        col = st.front_acol_ptr[f]  # the front's s × q block, row-major
+        a_front = cp.a_front
         for a in range(q):
             for b in range(q):
-                g[a * q + b] = acol[a, b]
+                g[a * q + b] = a_front[col + a * q + b]
             for c in range(p):
-                zx[a, c] = acol[s - 1 - p + c, a]
-            zy[a] = acol[s - 1, a]
+                zx[a, c] = a_front[col + (s - 1 - p + c) * q + a]
+            zy[a] = a_front[col + (s - 1) * q + a]
     else:
         d = cp.a_tt.shape[0]
         first = st.term_row0[k] + j * q - st.t0
@@ -128,7 +129,7 @@ def moment_start(st, cp, lower):
                     v -= zx[a, c] * beta[c]
                 zr[a] = v
             # a level whose columns are (nearly) collinear says nothing about Σ_k
-            if not cholesky_lower(g, 0, q, q):
+            if not cholesky_lower(g, q, q):
                 continue
             smallest = np.inf
             for a in range(q):
@@ -136,7 +137,7 @@ def moment_start(st, cp, lower):
             if smallest < 1e-8 * biggest:
                 continue
             # (Z_j'Z_j)⁻¹ = L⁻ᵀL⁻¹, and b_j = (Z_j'Z_j)⁻¹ Z_j'r
-            invert_lower(g, 0, q, q, lower_inv, q)
+            invert_lower(g, q, q, lower_inv, q)
             for a in range(q):
                 for c in range(q):
                     v = 0.0
