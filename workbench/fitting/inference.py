@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from workbench.fitting.tails import normal_sf, t_sf
 
 from workbench import arguments
 from workbench.errors import WorkbenchError
@@ -101,9 +101,9 @@ def _tests(contrasts: np.ndarray, result: FitResult, ddf: str) -> np.ndarray:
     out[:, 3] = out[:, 0] / out[:, 1]
     tail = np.abs(out[:, 3])
     if ddf == "asymptotic":
-        out[:, 4] = 2.0 * stats.norm.sf(tail)
+        out[:, 4] = 2.0 * normal_sf(tail)
     else:
-        out[:, 4] = 2.0 * stats.t.sf(tail, out[:, 2])
+        out[:, 4] = 2.0 * t_sf(tail, out[:, 2])
     return out
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from workbench.fitting.tails import chi2_sf
 
 from workbench import arguments
 from workbench.errors import WorkbenchError
@@ -144,15 +144,15 @@ def lrt(smaller: FitResult, larger: FitResult, null: str = "chi2", nsim: int = 1
     )
     added_sd = [name for name in var_l if name.startswith("sd[") and name not in var_s]
     if null == "chi2":
-        return LRTResult(p_value=float(stats.chi2.sf(statistic, df)), **common)
+        return LRTResult(p_value=float(chi2_sf(statistic, df)), **common)
     if len(added_sd) != 1:
         raise WorkbenchError(
             f"lrt: null {null!r} is for a test of one variance component on its boundary;"
             f" the larger model adds {len(added_sd)} variances"
         )
     if null == "mixture":
-        lower = float(statistic <= 0) if df == 1 else float(stats.chi2.sf(statistic, df - 1))
-        return LRTResult(p_value=0.5 * lower + 0.5 * float(stats.chi2.sf(statistic, df)), **common)
+        lower = float(statistic <= 0) if df == 1 else float(chi2_sf(statistic, df - 1))
+        return LRTResult(p_value=0.5 * lower + 0.5 * float(chi2_sf(statistic, df)), **common)
     tested = _tested_term(large, added_sd[0], [name for name in var_l if name not in var_s])
     note = ""
     if smaller.reml:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from workbench.study.integrity import INPUTS_ATTR, check_inputs, damaged_units, 
 from workbench.study.spec import Study
 from workbench.study.store import ReplicateStore, StoreLayout
 from workbench.study.plan import PointPlan, StudyOutline, check_study, plan_point
+from workbench.study.progress import Progress
 from workbench.study.units import compute_unit, unit_replicates
 
 
@@ -202,44 +202,6 @@ def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
         tests=outline.tests,
         intervals=outline.intervals,
     )
-
-
-class Progress:
-    """Progress on standard error: a bar on a terminal, a line per tenth of the work otherwise."""
-
-    def __init__(self, name: str, total: int, done: int, quiet: bool):
-        self.total = total
-        self.done = done
-        self.started = time.perf_counter()
-        self.fresh = 0
-        self.quiet = quiet
-        self.bar = None
-        self.next_line = self.done + max(self.total // 10, 1)
-        if quiet:
-            return
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=self.total, initial=self.done, unit="rep", desc=name, smoothing=0.1, file=sys.stderr
-            )
-        elif self.done:
-            print(f"{name}: resuming, {self.done} of {self.total} replicates already done", file=sys.stderr, flush=True)
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        self.fresh += count
-        if self.bar is not None:
-            self.bar.update(count)
-        elif not self.quiet and (self.done >= self.next_line or self.done == self.total):
-            rate = self.fresh / max(time.perf_counter() - self.started, 1e-9)
-            print(f"{self.done}/{self.total} replicates ({rate:.3g} per second)", file=sys.stderr, flush=True)
-            self.next_line = self.done + max(self.total // 10, 1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def _say(quiet: bool, text: str) -> None:

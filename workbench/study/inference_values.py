@@ -15,7 +15,7 @@ that cannot be had are NaN with a reason code of `kernels.reasons`.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from workbench.fitting.tails import chi2_sf, normal_sf, t_sf
 from scipy.special import ndtri
 
 from workbench.kernels.reasons import COMPUTED, FIT_FAILED, NOT_COMPUTABLE, NOT_IN_MODEL, NOT_REQUESTED, NOT_RUN
@@ -63,7 +63,7 @@ def add_tests(plan: InferencePlan, results: dict) -> None:
     statistic, df = results["statistic"][:, fixed], results["df"][:, fixed]
     with np.errstate(invalid="ignore"):
         tail = np.abs(statistic)
-        p = np.where(np.isinf(df), 2.0 * stats.norm.sf(tail), 2.0 * stats.t.sf(tail, np.where(np.isinf(df), 1.0, df)))
+        p = np.where(np.isinf(df), 2.0 * normal_sf(tail), 2.0 * t_sf(tail, np.where(np.isinf(df), 1.0, df)))
     results["p_value"][:, fixed] = np.where(np.isfinite(statistic), p, np.nan)
     for lrt in plan.lrts:
         _likelihood_ratio(lrt, results)
@@ -78,10 +78,10 @@ def _likelihood_ratio(lrt: LRTPlan, results: dict) -> None:
     df = lrt.df
     with np.errstate(invalid="ignore"):
         if lrt.test.null == "chi2":
-            p = stats.chi2.sf(statistic, df)
+            p = chi2_sf(statistic, df)
         elif lrt.test.null == "mixture":
-            lower = (statistic <= 0).astype(float) if df == 1 else stats.chi2.sf(statistic, df - 1)
-            p = 0.5 * lower + 0.5 * stats.chi2.sf(statistic, df)
+            lower = (statistic <= 0).astype(float) if df == 1 else chi2_sf(statistic, df - 1)
+            p = 0.5 * lower + 0.5 * chi2_sf(statistic, df)
         else:
             draws = lrt.null_draws()
             at_or_above = len(draws) - np.searchsorted(draws, np.where(ok, statistic, 0.0), side="left")
