@@ -5,6 +5,7 @@ import itertools
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -490,3 +491,23 @@ def test_study_is_a_frozen_dataclass_with_the_contract_fields():
         "grid", "execution", "level", "text", "base_dir", "lrts", "alpha", "bootstrap_nsim",
     ]
     assert [field.name for field in dataclasses.fields(DesignPoint)] == ["index", "factors", "layout", "truth"]
+
+
+def test_a_study_without_tests_or_profiles_runs_the_plain_kernel(monkeypatch):
+    """Only studies that ask for tests or profile limits run (and so compile) the inference kernel."""
+    from studies import slopes_study
+    from workbench.study import units
+    from workbench.study.plan import plan_point
+    from workbench.study.spec import parse_study
+
+    def refuse(*args):
+        raise AssertionError("the inference kernel ran")
+
+    monkeypatch.setattr(units, "fit_chunk_inference", refuse)
+    study = parse_study(slopes_study(replicates=4, chunk_size=4), Path("."))
+    results = units.compute_unit(study, plan_point(study, study.points()[0]), 0, 0, 4)
+    assert np.isfinite(results["objective"]).all()
+    tested = slopes_study(replicates=4, chunk_size=4) + '\n[[analysis]]\nname = "slopes"\ntests = ["asymptotic"]\n'
+    asking = parse_study(tested, Path("."))
+    with pytest.raises(AssertionError, match="the inference kernel ran"):
+        units.compute_unit(asking, plan_point(asking, asking.points()[0]), 0, 0, 4)

@@ -10,7 +10,14 @@ central differences of its analytic gradient, then carried to each scale by the 
 import numpy as np
 from numba import prange
 
-from workbench.kernels.objective import deviance_and_gradient, factorize, make_workspace, sigma_gradient, solve_effects
+from workbench.kernels.objective import (
+    deviance_and_gradient,
+    factored_sigma_gradient,
+    factorize,
+    make_workspace,
+    sigma_gradient,
+    solve_effects,
+)
 from workbench.kernels.optimize import minimize
 from workbench.kernels.options import jit, jit_parallel
 from workbench.kernels.simulate import simulate_responses
@@ -129,7 +136,7 @@ def initial_guess(st, cp, ws, reml, lower):
             hess[j, i] = (moved[j] - base[j]) / h
     hess = 0.5 * (hess + hess.T)
     if m > 0 and np.linalg.eigvalsh(hess)[0] > 0.0:
-        hinv = np.linalg.inv(hess)
+        hinv = np.ascontiguousarray(np.linalg.inv(hess))  # LAPACK returns Fortran order
     return start, hinv, m + 1
 
 
@@ -173,7 +180,8 @@ def _information_inverse(theta, sigma, st, cp, ws, reml):
     """vcov of φ = (θ, σ): 2 H⁻¹ with H the Hessian of −2ℓ; NaN when H is not positive definite.
 
     H is taken by forward differences of the analytic gradient around the optimum: m + 2
-    gradients, and a relative accuracy of about 1e-5, ample for standard errors.
+    gradients, and a relative accuracy of about 1e-5, ample for standard errors. `ws` holds
+    the factor at θ (the first gradient is taken from it).
     """
     m = theta.shape[0]
     phi = np.empty(m + 1)
@@ -182,8 +190,7 @@ def _information_inverse(theta, sigma, st, cp, ws, reml):
     hess = np.empty((m + 1, m + 1))
     base = np.empty(m + 1)
     moved = np.empty(m + 1)
-    if not sigma_gradient(phi[:m], phi[m], st, cp, ws, reml, base):
-        return np.full((m + 1, m + 1), np.nan)
+    factored_sigma_gradient(sigma, st, cp, ws, reml, base)
     for i in range(m + 1):
         h = 1e-5 * max(abs(phi[i]), 1.0) if i < m else 1e-5 * sigma
         step = phi.copy()
@@ -308,7 +315,7 @@ def estimates(st, cp, ws, reml, theta, est, se):
     values = np.empty(nvc)
     jac = np.empty((nvc, m + 1))
     _components(st, theta, sigma, values, jac)
-    vcov = _information_inverse(theta, sigma, st, cp, ws, reml)
+    vcov = _information_inverse(theta, sigma, st, cp, ws, reml)  # ws still holds the factor at θ
     for i in range(nvc):
         est[p + i] = values[i]
         acc = 0.0
@@ -335,6 +342,31 @@ def fit_replicate(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta, e
         return value, evals, False, False, FAILED
     hinv[:, :] = estimates(st, cp, ws, reml, theta, est, se)
     return value, evals, code == CONVERGED, is_singular(theta, lower), code
+
+
+@jit
+def fit_methods(st, cp, ws, reml_flags, lower, gtol, max_iter, i, out, thetas):
+    """Fit data set `i` by every method; row i of out = (estimate (R, M, P), std_error (R, M, P),
+    objective (R, M), converged, singular, n_evals, status), and θ̂ of method j in thetas[j].
+
+    The first method starts from the moment estimates, the others from the previous optimum
+    and its inverse Hessian: ML and REML optima of the same data set are close.
+    """
+    estimate, std_error, objective, converged, singular, n_evals, status = out
+    start, hinv, guess_evals = initial_guess(st, cp, ws, reml_flags[0], lower)
+    theta = np.empty(lower.shape[0])
+    for j in range(reml_flags.shape[0]):
+        value, evals, conv, sing, code = fit_replicate(
+            start, hinv, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[i, j], std_error[i, j]
+        )
+        if code != FAILED:
+            start = theta.copy()
+        thetas[j] = theta
+        objective[i, j] = value
+        n_evals[i, j] = evals + (guess_evals if j == 0 else 0)
+        converged[i, j] = conv
+        singular[i, j] = sing
+        status[i, j] = code
 
 
 @jit_parallel

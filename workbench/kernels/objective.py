@@ -501,10 +501,16 @@ def sigma_gradient(theta, sigma, st, cp, ws, reml, out):
     """∂(−2ℓ)/∂(θ, σ) into out (length m+1); False where Ω is not positive definite."""
     if not factorize(theta, st, cp, ws):
         return False
-    m = theta.shape[0]
+    factored_sigma_gradient(sigma, st, cp, ws, reml, out)
+    return True
+
+
+@jit
+def factored_sigma_gradient(sigma, st, cp, ws, reml, out):
+    """`sigma_gradient` at the θ whose factor `ws` holds (after `factorize`)."""
+    m = out.shape[0] - 1
     d = ws.tt.shape[0]
     r2 = ws.tt[d - 1, d - 1] ** 2
     dof = float(st.n - st.p) if reml else float(st.n)
     weighted_gradient(st, cp, ws, 1.0 if reml else 0.0, r2 / sigma**2, out[:m])
     out[m] = 2.0 * dof / sigma - 2.0 * r2 / sigma**3
-    return True

@@ -31,11 +31,14 @@ from workbench.kernels.options import jit
 from workbench.kernels.products import refresh_response
 from workbench.kernels.status import CONVERGED, FAILED, ITERATION_LIMIT, STALLED
 
-SIGMA = 0
-SD = 1
-SD_ZERO = 2
-CORR = 3
-CORR_BOUND = 4
+# Typed as the run-time values they stand for (a plain constant would be a literal type, and
+# every kernel it reaches would be compiled once more for it).
+SIGMA = np.int64(0)
+SD = np.int64(1)
+SD_ZERO = np.int64(2)
+CORR = np.int64(3)
+CORR_BOUND = np.int64(4)
+ML = np.bool_(False)  # the reml flag of an ML fit
 
 
 @jit
@@ -299,7 +302,7 @@ def fixed_effect_point(b, st, cp, codes, z, x, y, x_held, front0, ws, lower, gto
     if m == 0:
         if not factorize(theta, st, cp, ws):
             return np.inf, 1, FAILED
-        return criterion(st, ws, False), 1, CONVERGED
+        return criterion(st, ws, ML), 1, CONVERGED
     hinv = np.full((m, m), np.nan)
-    value, evals, _, code = fit_theta_from(start, hinv, st, cp, ws, False, lower, gtol, max_iter, theta)
+    value, evals, _, code = fit_theta_from(start, hinv, st, cp, ws, ML, lower, gtol, max_iter, theta)
     return value, evals, code

@@ -16,13 +16,15 @@ import numpy as np
 from workbench.kernels.montecarlo import fit_theta_from
 from workbench.kernels.objective import criterion, factorize
 from workbench.kernels.options import jit
-from workbench.kernels.profile import SD, SD_ZERO, SIGMA, profile_point, theta_index
+from workbench.kernels.profile import ML, SD, SD_ZERO, SIGMA, profile_point, theta_index
 from workbench.kernels.reasons import COMPUTED, NOT_COMPUTABLE, NOT_IMPLEMENTED
 from workbench.kernels.status import CONVERGED
 
 PROFILE_GTOL = 1e-9  # as `fitting.intervals`: ζ near z needs D to ~1e-8
 BRACKET_STEPS = 60
 ROOT_STEPS = 100
+# directions and the unused indices, typed as run-time integers (see kernels.profile)
+DOWN, UP, NONE = np.int64(-1), np.int64(1), np.int64(0)
 
 
 @jit
@@ -32,7 +34,7 @@ def _zeta(psi, mode, k, i, value, estimate, base, st, cp, ws, max_iter):
     use = mode
     if mode == SD and value == 0.0:
         use = SD_ZERO
-    crit, _, code = profile_point(psi, use, k, i, 0, value, st, cp, ws, False, PROFILE_GTOL, max_iter, theta)
+    crit, _, code = profile_point(psi, use, k, i, NONE, value, st, cp, ws, ML, PROFILE_GTOL, max_iter, theta)
     if not np.isfinite(crit):
         return np.nan
     return np.sign(value - estimate) * np.sqrt(max(crit - base, 0.0))
@@ -111,7 +113,7 @@ def profile_limits(st, cp, ws, reml, lower_bounds, gtol, max_iter, theta, est, s
     if reml:
         # lme4 profiles a REML fit through its ML refit
         value, _, _, code = fit_theta_from(
-            theta.copy(), np.full((m, m), np.nan), st, cp, ws, False, lower_bounds, gtol, max_iter, theta_ml
+            theta.copy(), np.full((m, m), np.nan), st, cp, ws, ML, lower_bounds, gtol, max_iter, theta_ml
         )
         if code != CONVERGED or not np.isfinite(value):
             reason[:] = NOT_COMPUTABLE
@@ -119,7 +121,7 @@ def profile_limits(st, cp, ws, reml, lower_bounds, gtol, max_iter, theta, est, s
     if not factorize(theta_ml, st, cp, ws):
         reason[:] = NOT_COMPUTABLE
         return
-    base = criterion(st, ws, False)
+    base = criterion(st, ws, ML)
     d = ws.tt.shape[0]
     sigma = np.sqrt(ws.tt[d - 1, d - 1] ** 2 / float(st.n))
     # the ML estimates and (for the first step) their SEs: the fit's own for an ML fit, the
@@ -133,13 +135,13 @@ def profile_limits(st, cp, ws, reml, lower_bounds, gtol, max_iter, theta, est, s
                 norm += theta_ml[theta_index(st, k, a, c)] ** 2
             estimate = sigma * np.sqrt(norm)
             position = p + half + row + a
-            low = _limit(theta_ml, SD, k, a, estimate, se[position], sigma, base, -1, z, st, cp, ws, max_iter)
-            high = _limit(theta_ml, SD, k, a, estimate, se[position], sigma, base, 1, z, st, cp, ws, max_iter)
+            low = _limit(theta_ml, SD, k, a, estimate, se[position], sigma, base, DOWN, z, st, cp, ws, max_iter)
+            high = _limit(theta_ml, SD, k, a, estimate, se[position], sigma, base, UP, z, st, cp, ws, max_iter)
             _store(position, p + row + a, low, high, lower, upper, reason)
         row += q * (q + 1) // 2
     position = p + half + row
-    low = _limit(theta_ml, SIGMA, 0, 0, sigma, se[position], sigma, base, -1, z, st, cp, ws, max_iter)
-    high = _limit(theta_ml, SIGMA, 0, 0, sigma, se[position], sigma, base, 1, z, st, cp, ws, max_iter)
+    low = _limit(theta_ml, SIGMA, NONE, NONE, sigma, se[position], sigma, base, DOWN, z, st, cp, ws, max_iter)
+    high = _limit(theta_ml, SIGMA, NONE, NONE, sigma, se[position], sigma, base, UP, z, st, cp, ws, max_iter)
     _store(position, p + row, low, high, lower, upper, reason)
 
 

@@ -10,10 +10,9 @@ optimum and inverse Hessian.
 import numpy as np
 from numba import prange
 
-from workbench.kernels.montecarlo import fit_replicate, initial_guess
+from workbench.kernels.montecarlo import fit_methods
 from workbench.kernels.objective import make_workspace
 from workbench.kernels.options import jit_parallel
-from workbench.kernels.status import FAILED
 
 
 @jit_parallel
@@ -24,20 +23,7 @@ def fit_data_sets(problems, reml_flags, gtol, max_iter, out):
     of out = (estimate (R, M, P), std_error (R, M, P), objective (R, M), converged,
     singular, n_evals, status).
     """
-    estimate, std_error, objective, converged, singular, n_evals, status = out
     for i in prange(len(problems)):
         st, cp, lower = problems[np.int64(i)]
-        ws = make_workspace(st)
-        start, hinv, guess_evals = initial_guess(st, cp, ws, reml_flags[0], lower)
-        theta = np.empty(lower.shape[0])
-        for j in range(reml_flags.shape[0]):
-            value, evals, conv, sing, code = fit_replicate(
-                start, hinv, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[i, j], std_error[i, j]
-            )
-            if code != FAILED:
-                start = theta.copy()
-            objective[i, j] = value
-            n_evals[i, j] = evals + (guess_evals if j == 0 else 0)
-            converged[i, j] = conv
-            singular[i, j] = sing
-            status[i, j] = code
+        thetas = np.empty((reml_flags.shape[0], lower.shape[0]))
+        fit_methods(st, cp, make_workspace(st), reml_flags, lower, gtol, max_iter, np.int64(i), out, thetas)

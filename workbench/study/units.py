@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 
 from workbench.fitting.fit import GRADIENT_TOL, MAX_ITER
 from workbench.kernels.montecarlo import simulate_chunk
-from workbench.kernels.replicate_loop import fit_chunk
+from workbench.kernels.replicate_loop import fit_chunk, fit_chunk_inference
 from workbench.kernels.reasons import VARYING_ROWS
 from workbench.kernels.status import NOT_RUN
 from workbench.simulation.simulate import draw_standardised
@@ -123,24 +123,13 @@ def compute_unit(study: Study, plan: PointPlan, point: int, chunk: int, chunk_si
             )
             design, problem = analysis.design, analysis.problem
             started = time.perf_counter()
-            fit_chunk(
-                problem.structure,
-                problem.products,
-                analysis.codes,
-                analysis.z,
-                design.x,
-                analysis.front0,
-                ys,
-                analysis.reml,
-                design.theta_lower_bounds(),
-                GRADIENT_TOL,
-                MAX_ITER,
-                out,
-                requests,
-                tests,
-                profile_z[first : first + nmethods],
-                limits,
-            )
+            fits_of = (problem.structure, problem.products, analysis.codes, analysis.z, design.x, analysis.front0, ys)
+            fits_of += (analysis.reml, design.theta_lower_bounds(), GRADIENT_TOL, MAX_ITER, out)
+            z_of = profile_z[first : first + nmethods]
+            if (requests[..., 0] >= 0).any() or (z_of > 0).any():
+                fit_chunk_inference(*fits_of, requests, tests, z_of, limits)
+            else:  # the kernel without tests and profiles: a study that asks for none never compiles them
+                fit_chunk(*fits_of)
             # per-fit cost: the wall time shared out over the fits and the threads that ran them
             seconds = (time.perf_counter() - started) * numba.get_num_threads() / (nrep * nmethods)
             fits = slice(first, first + nmethods)
