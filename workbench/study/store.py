@@ -2,7 +2,7 @@
 
 `DIR/replicates.zarr` holds dims (point, replicate, analysis, param); every array is chunked
 one work unit — one point, `chunk_size` replicates — per chunk, so a unit writes its own
-chunk files and nothing else. After a unit's data is written, a file
+chunk files and nothing else (directly, each atomically: `workbench.study.chunks`). After a unit's data is written, a file
 `DIR/progress/p<point>-c<chunk>` holding the digest of what it wrote is created atomically:
 the completion mark. A run killed at any moment loses only the units without a mark; they
 are recomputed, bit for bit the same, when the run resumes. Every chunk carries a CRC32C
