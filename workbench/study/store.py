@@ -2,7 +2,7 @@
 
 `DIR/replicates.zarr` holds dims (point, replicate, analysis, param); every array is chunked
 one work unit — one point, `chunk_size` replicates — per chunk, so a unit writes its own
-chunk files and nothing else. After a unit's data is written, a file
+chunk files and nothing else (directly, each atomically: `workbench.study.chunks`). After a unit's data is written, a file
 `DIR/progress/p<point>-c<chunk>` holding the digest of what it wrote is created atomically:
 the completion mark. A run killed at any moment loses only the units without a mark; they
 are recomputed, bit for bit the same, when the run resumes. Every chunk carries a CRC32C
@@ -31,6 +31,7 @@ from workbench.fitting.status import status_codes_text
 from workbench.errors import StudyError
 from workbench.kernels.reasons import reason_codes_text
 from workbench.results.metadata import RAW, describe, grid_coordinates
+from workbench.study.chunks import unit_writers
 from workbench.study.integrity import unit_digest
 
 
@@ -116,12 +117,14 @@ class ReplicateStore:
         self.directory = Path(directory)
         self.path = self.directory / "replicates.zarr"
         self.progress = self.directory / "progress"
+        self._writers = None  # of the arrays, read from the store's metadata at the first write
 
     def exists(self) -> bool:
         return (self.path / "zarr.json").exists()
 
     def remove(self) -> None:
         """Delete the raw results and marks (for a fresh start); leaves other files alone."""
+        self._writers = None
         for path in (self.path, self.progress):
             if path.exists():
                 shutil.rmtree(path)
@@ -130,6 +133,7 @@ class ReplicateStore:
 
     def create(self, layout: StoreLayout) -> None:
         """Write the coordinates, the truth and empty arrays; no replicate is marked done."""
+        self._writers = None
         self.directory.mkdir(parents=True, exist_ok=True)
         coords = {
             "point": np.arange(layout.npoints),
@@ -242,12 +246,12 @@ class ReplicateStore:
 
     def write_unit(self, point: int, chunk: int, start: int, results: dict[str, np.ndarray]) -> None:
         """Write one unit's results (arrays with a leading replicate axis), then its mark."""
-        group = zarr.open_group(self.path, mode="a")
-        stop = start + len(results["objective"])
+        if self._writers is None:
+            self._writers = unit_writers(self.path, VARIABLES)
         stored = {}
         for name, values in results.items():
-            stored[name] = np.asarray(values, dtype=group[name].dtype)
-            group[name][point, start:stop] = stored[name]
+            stored[name] = np.asarray(values, dtype=self._writers[name].dtype)
+            self._writers[name].write(point, start, stored[name])
         self.progress.mkdir(exist_ok=True)
         mark = self.progress / f"p{point}-c{chunk}"
         temporary = mark.with_name(mark.name + ".tmp")
@@ -273,6 +277,7 @@ class ReplicateStore:
         more replicates now: its completion mark is removed, so that it is computed again
         (bit for bit the same for the replicates it had) with the new ones.
         """
+        self._writers = None  # the arrays' shapes change
         group = zarr.open_group(self.path, mode="a")
         old = group["replicate"].shape[0]
         if replicates <= old:
