@@ -2,10 +2,10 @@
 
 `DIR/replicates.zarr` holds dims (point, replicate, analysis, param); every array is chunked
 one work unit — one point, `chunk_size` replicates — per chunk, so a unit writes its own
-chunk files and nothing else (directly, each atomically: `workbench.study.chunks`). After a unit's data is written, a file
-`DIR/progress/p<point>-c<chunk>` holding the digest of what it wrote is created atomically:
-the completion mark. A run killed at any moment loses only the units without a mark; they
-are recomputed, bit for bit the same, when the run resumes. Every chunk carries a CRC32C
+chunk files and nothing else (directly, each atomically: `workbench.study.chunks`). After a
+unit's data is written, a file `DIR/progress/p<point>-c<chunk>` holding the digest of what it
+wrote is created atomically: the completion mark. A run killed at any moment loses only the
+units without a mark; they are recomputed, bit for bit the same, when the run resumes. Every chunk carries a CRC32C
 checksum, and the store is created under a temporary name and renamed, so a kill during
 creation leaves no store rather than half of one.
 """
