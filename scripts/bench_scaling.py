@@ -1,0 +1,381 @@
+"""Cost of one REML refit against problem size: a Markdown table per series and a log–log plot.
+
+What is measured: milliseconds per `FitResult.refit(y)` (same design, new response: the fast
+path of a refit loop), by REML, for four series of designs:
+
+1. ``groups``: number of groups G ∈ {10, 30, 100, 300, 1000, 3000, 10000} for
+   (a) random slopes ``y ~ 1 + time + (1 + time | subject)``, 10 times per subject;
+   (b) nested ``y ~ 1 + (1 | a/b)``, G top-level groups × 5 subgroups × 4 rows;
+   (c) crossed ``y ~ 1 + (1 | f) + (1 | g)``, G levels of f × 30 of g, every pair once.
+2. ``q``: random-effect dimension q ∈ {1, …, 6},
+   ``y ~ 1 + x1 + … + (1 + x1 + … + x_{q-1} | subject)``, 200 subjects × 12 rows, x ~ N(0, 1).
+3. ``levels``: levels L ∈ {30, 100, 300, 1000, 2000, 5000} of the second crossed factor g with
+   f at 30 levels, ``y ~ 1 + (1 | f) + (1 | g)``: every f × g pair once up to L = 300, from
+   L = 1000 on each g level observed 5 times with random f levels (about 5·L rows). Beside the
+   time: L³/3, the flops of a dense Cholesky of an L × L block, and D, the size of the dense
+   trailing block workbench actually factors (its terms are ordered largest factor first, as
+   lme4's, and the leading factor is eliminated level by level), with D³/3; and the size at
+   which a fit crosses 1 s, if it does. A size is skipped when one fit is predicted (from the
+   last two sizes, log–log) or measured to exceed ``--max-seconds``.
+4. ``insteval``: the InstEval-sized crossed data set of scripts/instevalish.py (73,421 rows),
+   ``y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)``: one ML fit (a
+   fresh `wb.fit`, design build included) and a REML refit, beside MixedModels.jl's published
+   InstEval figure where one was found (see MIXEDMODELS_JL below).
+
+How: for each design the layout is built in this process, `nsim` responses are simulated from
+a truth in the spirit of the other benchmarks (intercept SD 1, slope SDs 0.5, nested and
+second crossed SD 0.5, σ 1, β = 0), the model is fitted once by REML to the first response
+(untimed warm-up: builds the design, compiles nothing new once the Numba cache is warm), then
+refitted to each of the others. Each refit is timed best-of-k (`--repeats`, default 3) to
+damp the noise of a shared machine; the table gives the median over responses of those best
+times, the median evaluations of the criterion per refit (`FitResult.n_evals`) and µs per
+evaluation. k and the number of responses shrink when the warm-up fit says a case would take
+longer than ``--max-seconds`` (default 20) in all; a size whose single fit would exceed it is
+skipped, with a note, and so are the larger sizes of its series.
+
+    PYTHONPATH=$PWD python scripts/bench_scaling.py [--series groups,q,levels,insteval]
+        [--max-seconds 20] [--repeats 3] [--nsim 6] [--quick] [--plot docs/scaling.png] [--no-plot]
+
+``--quick`` runs the smallest two sizes of each series (and InstEval once), a smoke run. The
+first run of a fresh checkout compiles the Numba kernels (a few minutes).
+"""
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+ROOT = SCRIPTS.parent
+SEED = 20261203
+GROUPS = (10, 30, 100, 300, 1000, 3000, 10000)
+DIMENSIONS = (1, 2, 3, 4, 5, 6)
+LEVELS = (30, 100, 300, 1000, 2000, 5000)
+FULL_CROSSING_UP_TO = 300  # levels series: every f × g pair up to this L, then 5 rows per g level
+INSTEVAL_FORMULA = "y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)"
+# MixedModels.jl's own InstEval figure, if found in its documentation; None prints "not found".
+MIXEDMODELS_JL = None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", default="groups,q,levels,insteval",
+                        help="comma-separated subset of groups,q,levels,insteval (default all)")
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="cap on one case's total time; sizes whose one fit exceeds it are skipped (default 20)")
+    parser.add_argument("--repeats", type=int, default=3, help="best-of-k timing of each refit (default 3)")
+    parser.add_argument("--nsim", type=int, default=6,
+                        help="responses per design: one for the warm-up fit, the rest refitted (default 6)")
+    parser.add_argument("--quick", action="store_true", help="the smallest two sizes of each series, a smoke run")
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "scaling.png"), help="PNG to write (default docs/scaling.png)")
+    parser.add_argument("--no-plot", action="store_true", help="write no plot")
+    args = parser.parse_args(argv)
+    args.series = [s.strip() for s in args.series.split(",") if s.strip()]
+    unknown = set(args.series) - {"groups", "q", "levels", "insteval"}
+    if unknown:
+        parser.error(f"unknown series {', '.join(sorted(unknown))}; choose from groups,q,levels,insteval")
+    if args.nsim < 2:
+        parser.error("--nsim must be at least 2 (one warm-up response and one refit)")
+    return args
+
+
+# ---------------------------------------------------------------- layouts and truths
+
+
+def slopes_case(groups, rng):
+    layout = pd.DataFrame({"subject": np.repeat(np.arange(groups), 10), "time": np.tile(np.arange(10.0), groups)})
+    truth = {"beta": {"(Intercept)": 0.0, "time": 0.0}, "sigma": 1.0,
+             "re": {"subject": {"sd": {"(Intercept)": 1.0, "time": 0.5}, "corr": {"(Intercept):time": 0.2}}}}
+    return "y ~ 1 + time + (1 + time | subject)", layout, truth
+
+
+def nested_case(groups, rng):
+    layout = pd.DataFrame({"a": np.repeat(np.arange(groups), 20), "b": np.tile(np.repeat(np.arange(5), 4), groups)})
+    truth = {"beta": {"(Intercept)": 0.0}, "sigma": 1.0,
+             "re": {"a": {"sd": {"(Intercept)": 1.0}}, "a:b": {"sd": {"(Intercept)": 0.5}}}}
+    return "y ~ 1 + (1 | a/b)", layout, truth
+
+
+def crossed_truth():
+    return {"beta": {"(Intercept)": 0.0}, "sigma": 1.0,
+            "re": {"f": {"sd": {"(Intercept)": 1.0}}, "g": {"sd": {"(Intercept)": 0.5}}}}
+
+
+def crossed_case(groups, rng):
+    layout = pd.DataFrame({"f": np.repeat(np.arange(groups), 30), "g": np.tile(np.arange(30), groups)})
+    return "y ~ 1 + (1 | f) + (1 | g)", layout, crossed_truth()
+
+
+def dimension_case(q, rng):
+    subjects, rows = 200, 12
+    names = [f"x{j}" for j in range(1, q)]
+    layout = pd.DataFrame({"subject": np.repeat(np.arange(subjects), rows)})
+    for name in names:
+        layout[name] = rng.standard_normal(subjects * rows)
+    effects = " + ".join(["1", *names])
+    sd = {"(Intercept)": 1.0, **{name: 0.5 for name in names}}
+    truth = {"beta": {"(Intercept)": 0.0, **{name: 0.0 for name in names}}, "sigma": 1.0,
+             "re": {"subject": {"sd": sd}}}
+    return f"y ~ {effects} + ({effects} | subject)", layout, truth
+
+
+def levels_case(levels, rng):
+    if levels <= FULL_CROSSING_UP_TO:
+        layout = pd.DataFrame({"f": np.tile(np.arange(30), levels), "g": np.repeat(np.arange(levels), 30)})
+    else:
+        layout = pd.DataFrame({"f": rng.integers(0, 30, 5 * levels), "g": np.repeat(np.arange(levels), 5)})
+    # g gets the larger SD here: it is the factor that grows
+    truth = crossed_truth()
+    truth["re"] = {"f": {"sd": {"(Intercept)": 0.5}}, "g": {"sd": {"(Intercept)": 1.0}}}
+    return "y ~ 1 + (1 | f) + (1 | g)", layout, truth
+
+
+SERIES = {
+    "groups": ("number of groups G", GROUPS, {
+        "slopes (1 + time | subject), 10 per subject": slopes_case,
+        "nested (1 | a/b), G × 5 × 4": nested_case,
+        "crossed (1 | f) + (1 | g), G × 30": crossed_case,
+    }),
+    "q": ("random-effect dimension q", DIMENSIONS, {"(1 + x1 + … | subject), 200 × 12": dimension_case}),
+    "levels": ("levels L of the second crossed factor", LEVELS,
+               {"crossed (1 | f) + (1 | g), 30 × L": levels_case}),
+}
+
+
+# ---------------------------------------------------------------- timing
+
+
+def best_of(k, call):
+    """The least seconds of `k` calls of `call` (k ≥ 1) and the last result."""
+    best, result = math.inf, None
+    for _ in range(k):
+        start = time.perf_counter()
+        result = call()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def trailing_size(res):
+    structure = res.problem.structure
+    return len(structure.row_term) - structure.t0
+
+
+def measure(formula, layout, truth, args):
+    """Warm-up fit, then best-of-k refits; a row of the table (None values where not measured)."""
+    responses = wb.simulate(formula, layout, truth, nsim=args.nsim, seed=SEED)
+    start = time.perf_counter()
+    fit = wb.fit(formula, layout.assign(y=responses[0]), reml=True)
+    warm = time.perf_counter() - start
+    refits = list(responses[1:])
+    repeats = args.repeats
+    # the refit costs at most about the warm-up fit: shrink k, then the responses, to stay in budget
+    while repeats > 1 and warm * (1 + repeats * len(refits)) > args.max_seconds:
+        repeats -= 1
+    while len(refits) > 1 and warm * (1 + repeats * len(refits)) > args.max_seconds:
+        refits.pop()
+    seconds, evals, converged = [], [], 0
+    for y in refits:
+        best, res = best_of(repeats, lambda: fit.refit(y))
+        seconds.append(best)
+        evals.append(res.n_evals)
+        converged += bool(res.converged)
+    ms = statistics.median(seconds) * 1e3
+    per_fit = statistics.median(evals)
+    return {
+        "n": len(layout), "ms": ms, "evals": per_fit, "us_per_eval": ms * 1e3 / per_fit if per_fit else math.nan,
+        "warm_s": warm, "refits": len(refits), "repeats": repeats, "converged": converged,
+        "trailing": trailing_size(fit),
+    }
+
+
+def predicted_seconds(points, size):
+    """One fit's seconds at `size`, extrapolated log–log from the last two measured (size, seconds); None if < 2."""
+    if len(points) < 2:
+        return None
+    (s0, t0), (s1, t1) = points[-2], points[-1]
+    slope = max(math.log(t1 / t0) / math.log(s1 / s0), 1.0) if t0 > 0 and t1 > 0 else 1.0
+    return t1 * (size / s1) ** slope
+
+
+def run_series(key, args):
+    label, sizes, cases = SERIES[key]
+    sizes = sizes[:2] if args.quick else sizes
+    results = {}
+    for case_name, build in cases.items():
+        rows, points, stopped = [], [], None
+        print(f"\n### {label}: {case_name}\n", flush=True)
+        for size in sizes:
+            if stopped is not None:
+                rows.append({"size": size, "skipped": stopped})
+                continue
+            guess = predicted_seconds(points, size)
+            if guess is not None and guess > args.max_seconds:
+                stopped = f"skipped: one fit predicted at ~{guess:.0f} s > --max-seconds {args.max_seconds:g}"
+                rows.append({"size": size, "skipped": stopped})
+                continue
+            rng = np.random.default_rng([SEED, size])
+            formula, layout, truth = build(size, rng)
+            row = {"size": size, "formula": formula, **measure(formula, layout, truth, args)}
+            rows.append(row)
+            # the warm-up fit (design build included) bounds what the next size's first fit costs
+            points.append((size, max(row["warm_s"], row["ms"] / 1e3)))
+            if row["warm_s"] > args.max_seconds:
+                stopped = f"skipped: a fit at the previous size took {row['warm_s']:.1f} s > --max-seconds"
+            print(f"  {size}: {row['n']} rows, {row['ms']:.3f} ms/refit, {row['evals']:g} evals "
+                  f"(warm-up fit {row['warm_s']:.3f} s; best of {row['repeats']} × {row['refits']} responses)",
+                  file=sys.stderr, flush=True)
+        results[case_name] = rows
+        print_table(key, label, case_name, rows)
+    return results
+
+
+def fmt(value, digits=3):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def print_table(key, label, case_name, rows):
+    size_name = {"groups": "G", "q": "q", "levels": "L"}[key]
+    extra = key == "levels"
+    head = f"| {size_name} | rows n | ms/fit | evals/fit | µs/eval |"
+    rule = "|---:|---:|---:|---:|---:|"
+    if extra:
+        head += " L³/3 flops | trailing D | D³/3 flops |"
+        rule += "---:|---:|---:|"
+    print(head)
+    print(rule)
+    for row in rows:
+        if "skipped" in row:
+            cells = f"| {row['size']:,} | {row['skipped']} | | | |" + (" | | |" if extra else "")
+            print(cells)
+            continue
+        cells = (f"| {row['size']:,} | {row['n']:,} | {fmt(row['ms'])} | {row['evals']:g} | "
+                 f"{fmt(row['us_per_eval'], 1)} |")
+        if extra:
+            cells += f" {row['size'] ** 3 / 3:.2e} | {row['trailing']:,} | {row['trailing'] ** 3 / 3:.2e} |"
+        print(cells)
+    measured = [r for r in rows if "skipped" not in r]
+    if measured:
+        print(f"\nformula: `{measured[-1]['formula']}`; REML; each ms/fit is the median over responses "
+              f"of the best of k refits (k = {', '.join(str(r['repeats']) for r in measured)}; responses = "
+              f"{', '.join(str(r['refits']) for r in measured)}); converged refits: "
+              f"{sum(r['converged'] for r in measured)}/{sum(r['refits'] for r in measured)}.")
+    if extra and measured:
+        crossing = next((r for r in measured if r["ms"] >= 1e3), None)
+        if crossing is not None:
+            print(f"A fit crosses 1 s at L = {crossing['size']:,} ({crossing['ms'] / 1e3:.2f} s).")
+        else:
+            print(f"No measured fit reached 1 s (the largest, L = {measured[-1]['size']:,}, took "
+                  f"{measured[-1]['ms']:.1f} ms): the L-level factor has the most levels, so it leads and is "
+                  f"eliminated level by level; the dense trailing block is f's 30 levels + X + y "
+                  f"(D = {measured[-1]['trailing']}), not L × L.")
+    print(flush=True)
+
+
+def run_insteval(args):
+    sys.path.insert(0, str(SCRIPTS))
+    from instevalish import instevalish
+
+    data = instevalish(seed=1)
+    levels = " × ".join(f"{data[name].nunique():,} {name}" for name in ("s", "d", "dept"))
+    print(f"\n### InstEval-sized crossed fit ({len(data):,} rows, {levels})\n", flush=True)
+    repeats = 1 if args.quick else 2
+    ml_seconds, ml = best_of(repeats, lambda: wb.fit(INSTEVAL_FORMULA, data, reml=False))
+    reml = wb.fit(INSTEVAL_FORMULA, data, reml=True)
+    y = reml.simulate(1, seed=SEED)[0]
+    refit_seconds, refit = best_of(repeats, lambda: reml.refit(y))
+    print("| fit | rows n | ms/fit | evals/fit | µs/eval |")
+    print("|---|---:|---:|---:|---:|")
+    for name, seconds, res in (("ML, fresh wb.fit (design build included)", ml_seconds, ml),
+                               ("REML refit to a simulated response", refit_seconds, refit)):
+        ms = seconds * 1e3
+        print(f"| {name} | {len(data):,} | {fmt(ms, 1)} | {res.n_evals} | {fmt(ms * 1e3 / res.n_evals, 1)} |")
+    print(f"\nformula: `{INSTEVAL_FORMULA}`; best of {repeats}; dense trailing block D = {trailing_size(ml):,}; "
+          f"ML deviance {ml.objective:.4f} (converged {ml.converged}); REML refit converged {refit.converged}.")
+    if MIXEDMODELS_JL is None:
+        print("MixedModels.jl: no published InstEval timing was found in its documentation, so none is shown.")
+    else:
+        print(f"MixedModels.jl, published: {MIXEDMODELS_JL}")
+    print(flush=True)
+    return {"ML fit": ml_seconds * 1e3, "REML refit": refit_seconds * 1e3, "n": len(data),
+            "evals": {"ML fit": ml.n_evals, "REML refit": refit.n_evals}}
+
+
+# ---------------------------------------------------------------- plot
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [key for key in ("groups", "q", "levels", "insteval") if key in results]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], panels):
+        if key == "insteval":
+            inst = results[key]
+            names = list(inst["evals"])
+            ax.bar(names, [inst[n] for n in names], color=["tab:blue", "tab:orange"])
+            ax.set_yscale("log")
+            ax.set_ylabel("ms per fit")
+            ax.set_title(f"InstEval-sized, {inst['n']:,} rows")
+            for i, n in enumerate(names):
+                ax.text(i, inst[n], f"{inst[n]:,.0f} ms\n{inst['evals'][n]} evals", ha="center", va="bottom", fontsize=8)
+            continue
+        label, _, _ = SERIES[key]
+        for case_name, rows in results[key].items():
+            measured = [r for r in rows if "skipped" not in r]
+            if not measured:
+                continue
+            ax.plot([r["size"] for r in measured], [r["ms"] for r in measured], "o-", label=case_name)
+        if key == "levels":
+            measured = [r for rows in results[key].values() for r in rows if "skipped" not in r]
+            if measured:
+                s0, t0 = measured[0]["size"], measured[0]["ms"]
+                xs = np.array([r["size"] for r in measured], float)
+                ax.plot(xs, t0 * (xs / s0) ** 3, ":", color="grey", label="∝ L³ (dense L × L Cholesky)")
+                ax.plot(xs, t0 * (xs / s0), "--", color="grey", label="∝ L")
+            ax.axhline(1e3, color="red", lw=0.8, alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("ms per REML refit")
+        ax.set_title(key)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("workbench: time per REML refit against problem size (median of best-of-k)", fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"plot: {path}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    global np, pd, wb
+    import numba
+    import numpy as np
+    import pandas as pd
+
+    import workbench as wb
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"# workbench scaling: ms per REML refit\n\nmachine: CPUs {os.cpu_count()} (usable {usable}), "
+          f"Python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__} "
+          f"({numba.config.NUMBA_NUM_THREADS} threads); --max-seconds {args.max_seconds:g}, "
+          f"--repeats {args.repeats}, --nsim {args.nsim}{', --quick' if args.quick else ''}", flush=True)
+    results = {}
+    for key in args.series:
+        results[key] = run_insteval(args) if key == "insteval" else run_series(key, args)
+    if not args.no_plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
