@@ -9,18 +9,23 @@ path of a refit loop), by REML, for four series of designs:
    (c) crossed ``y ~ 1 + (1 | f) + (1 | g)``, G levels of f × 30 of g, every pair once.
 2. ``q``: random-effect dimension q ∈ {1, …, 6},
    ``y ~ 1 + x1 + … + (1 + x1 + … + x_{q-1} | subject)``, 200 subjects × 12 rows, x ~ N(0, 1).
-3. ``levels``: levels L ∈ {30, 100, 300, 1000, 2000, 5000} of the second crossed factor g with
-   f at 30 levels, ``y ~ 1 + (1 | f) + (1 | g)``: every f × g pair once up to L = 300, from
-   L = 1000 on each g level observed 5 times with random f levels (about 5·L rows). Beside the
-   time: L³/3, the flops of a dense Cholesky of an L × L block, and D, the size of the dense
-   trailing block workbench actually factors (its terms are ordered largest factor first, as
-   lme4's, and the leading factor is eliminated level by level), with D³/3; and the size at
-   which a fit crosses 1 s, if it does. A size is skipped when one fit is predicted (from the
-   last two sizes, log–log) or measured to exceed ``--max-seconds``.
+3. ``levels``: levels L ∈ {30, 100, 300, 1000, 2000, 5000} of a crossed factor g in
+   ``y ~ 1 + (1 | f) + (1 | g)``, two layouts. *g leads*: f at 30 levels, every f × g pair once
+   up to L = 300, from L = 1000 on each g level observed 5 times with random f levels (about
+   5·L rows). workbench orders terms by levels, largest first (lme4's order), eliminates the
+   leading factor level by level and factors the rest densely, so here the dense trailing
+   block is f's 30 levels + X + y, whatever L. *g trails*: f at 2L levels with 5 rows each and
+   g drawn so that every g level has 10 rows (10·L rows); f leads and g's L levels are in the
+   dense trailing block, whose Cholesky grows like L³. Beside the time: L³/3, the flops of a
+   dense Cholesky of an L × L block, D, the size of the trailing block actually factored, and
+   D³/3; and where a fit crosses 1 s. A size is skipped when one fit is predicted (log–log
+   from the last two sizes) or measured at the previous size to exceed ``--max-seconds``.
 4. ``insteval``: the InstEval-sized crossed data set of scripts/instevalish.py (73,421 rows),
-   ``y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)``: one ML fit (a
-   fresh `wb.fit`, design build included) and a REML refit, beside MixedModels.jl's published
-   InstEval figure where one was found (see MIXEDMODELS_JL below).
+   ``y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)``: an ML fit (a fresh
+   `wb.fit`, design build included), then a REML fit and its refit to a simulated response,
+   which are skipped (with a note) when the ML fit alone exceeded ``--max-seconds``. No
+   MixedModels.jl timing of InstEval was found in its documentation; what was found is printed
+   (MIXEDMODELS_JL below).
 
 How: for each design the layout is built in this process, `nsim` responses are simulated from
 a truth in the spirit of the other benchmarks (intercept SD 1, slope SDs 0.5, nested and
@@ -31,10 +36,22 @@ damp the noise of a shared machine; the table gives the median over responses of
 times, the median evaluations of the criterion per refit (`FitResult.n_evals`) and µs per
 evaluation. k and the number of responses shrink when the warm-up fit says a case would take
 longer than ``--max-seconds`` (default 20) in all; a size whose single fit would exceed it is
-skipped, with a note, and so are the larger sizes of its series.
+skipped, with a note, and so are the larger sizes of its series. A refit returns a full
+result (estimates, SEs, variance components, BLUPs as pandas objects), so on small designs a
+fixed cost of a few ms of Python per fit dominates and µs/evaluation overstates what one
+evaluation of the criterion costs there.
 
     PYTHONPATH=$PWD python scripts/bench_scaling.py [--series groups,q,levels,insteval]
-        [--max-seconds 20] [--repeats 3] [--nsim 6] [--quick] [--plot docs/scaling.png] [--no-plot]
+        [--max-seconds 20] [--repeats 3] [--nsim 6] [--blas-threads 1] [--quick]
+        [--plot docs/scaling.png] [--no-plot]
+
+BLAS threads. The dense trailing block is factored by SciPy's LAPACK (OpenBLAS) from D = 64
+on, beside Numba's own threads. On this 2-core machine shared with other jobs, OpenBLAS's
+default threads oversubscribe the cores and its waiting threads cost far more than the work:
+the *g trails* fit at L = 100 (D = 102) took 0.5–2.2 s per refit with 2 OpenBLAS threads and
+8 ms with 1, and the InstEval-sized ML fit 17–65 s against 2.7 s. The script therefore sets
+OPENBLAS_NUM_THREADS (and MKL_NUM_THREADS) to ``--blas-threads``, default 1, before numpy
+loads; ``--blas-threads 0`` leaves the environment as it is, to see the default behaviour.
 
 ``--quick`` runs the smallest two sizes of each series (and InstEval once), a smoke run. The
 first run of a fresh checkout compiles the Numba kernels (a few minutes).
@@ -56,8 +73,13 @@ DIMENSIONS = (1, 2, 3, 4, 5, 6)
 LEVELS = (30, 100, 300, 1000, 2000, 5000)
 FULL_CROSSING_UP_TO = 300  # levels series: every f × g pair up to this L, then 5 rows per g level
 INSTEVAL_FORMULA = "y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)"
-# MixedModels.jl's own InstEval figure, if found in its documentation; None prints "not found".
-MIXEDMODELS_JL = None
+# What the search of MixedModels.jl's documentation found (see the module docstring).
+MIXEDMODELS_JL = (
+    "MixedModels.jl: its documentation fits InstEval (y ~ 1 + service + (1|s) + (1|d) + (1|dept), and a larger\n"
+    "model with studage and lectage) but gives no timing for it, so no MixedModels.jl figure is shown. The only\n"
+    "published number found is in lme4's GitHub issue #460 (2019, Julia 1.1 through JuliaCall): 21.7 s for the\n"
+    "first ML fit of that model, JIT compilation included, hence not comparable with a warm fit here."
+)
 
 
 def parse_args(argv=None):
@@ -69,6 +91,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="best-of-k timing of each refit (default 3)")
     parser.add_argument("--nsim", type=int, default=6,
                         help="responses per design: one for the warm-up fit, the rest refitted (default 6)")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="OpenBLAS/MKL threads, set before numpy loads (default 1; 0 leaves the environment alone)")
     parser.add_argument("--quick", action="store_true", help="the smallest two sizes of each series, a smoke run")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "scaling.png"), help="PNG to write (default docs/scaling.png)")
     parser.add_argument("--no-plot", action="store_true", help="write no plot")
@@ -123,14 +147,25 @@ def dimension_case(q, rng):
 
 
 def levels_case(levels, rng):
+    """g (L levels) against f (30 levels): g has the most levels, so it leads and f's block trails."""
     if levels <= FULL_CROSSING_UP_TO:
         layout = pd.DataFrame({"f": np.tile(np.arange(30), levels), "g": np.repeat(np.arange(levels), 30)})
     else:
         layout = pd.DataFrame({"f": rng.integers(0, 30, 5 * levels), "g": np.repeat(np.arange(levels), 5)})
-    # g gets the larger SD here: it is the factor that grows
+    return "y ~ 1 + (1 | f) + (1 | g)", layout, levels_truth()
+
+
+def trailing_case(levels, rng):
+    """g (L levels) against f (2L levels, 5 rows each): f leads, so g's L × L block is the dense trailing one."""
+    g = rng.permutation(np.tile(np.arange(levels), 10))
+    layout = pd.DataFrame({"f": np.repeat(np.arange(2 * levels), 5), "g": g})
+    return "y ~ 1 + (1 | f) + (1 | g)", layout, levels_truth()
+
+
+def levels_truth():
     truth = crossed_truth()
     truth["re"] = {"f": {"sd": {"(Intercept)": 0.5}}, "g": {"sd": {"(Intercept)": 1.0}}}
-    return "y ~ 1 + (1 | f) + (1 | g)", layout, truth
+    return truth
 
 
 SERIES = {
@@ -141,7 +176,8 @@ SERIES = {
     }),
     "q": ("random-effect dimension q", DIMENSIONS, {"(1 + x1 + … | subject), 200 × 12": dimension_case}),
     "levels": ("levels L of the second crossed factor", LEVELS,
-               {"crossed (1 | f) + (1 | g), 30 × L": levels_case}),
+               {"g leads: 30 levels of f × L of g": levels_case,
+                "g trails: 2L levels of f (5 rows each) × L of g": trailing_case}),
 }
 
 
@@ -266,13 +302,20 @@ def print_table(key, label, case_name, rows):
               f"{sum(r['converged'] for r in measured)}/{sum(r['refits'] for r in measured)}.")
     if extra and measured:
         crossing = next((r for r in measured if r["ms"] >= 1e3), None)
+        last = measured[-1]
         if crossing is not None:
-            print(f"A fit crosses 1 s at L = {crossing['size']:,} ({crossing['ms'] / 1e3:.2f} s).")
+            before = [r for r in measured if r["size"] < crossing["size"]]
+            since = f" (L = {before[-1]['size']:,}: {before[-1]['ms']:.0f} ms)" if before else ""
+            print(f"A fit crosses 1 s between the sizes before and at L = {crossing['size']:,}: "
+                  f"{crossing['ms'] / 1e3:.2f} s{since}.")
         else:
-            print(f"No measured fit reached 1 s (the largest, L = {measured[-1]['size']:,}, took "
-                  f"{measured[-1]['ms']:.1f} ms): the L-level factor has the most levels, so it leads and is "
-                  f"eliminated level by level; the dense trailing block is f's 30 levels + X + y "
-                  f"(D = {measured[-1]['trailing']}), not L × L.")
+            print(f"No measured fit reached 1 s (the largest, L = {last['size']:,}, took {last['ms']:.1f} ms).")
+        if last["trailing"] < last["size"]:
+            print(f"The dense trailing block stays at D = {last['trailing']} (f's levels + X + y): the L-level "
+                  f"factor has the most levels, so it leads and is eliminated level by level; nothing is L × L.")
+        else:
+            print(f"The dense trailing block is g's L levels + X + y (D = L + {last['trailing'] - last['size']}): "
+                  f"its Cholesky costs D³/3 flops per evaluation, the L³ growth.")
     print(flush=True)
 
 
@@ -283,26 +326,38 @@ def run_insteval(args):
     data = instevalish(seed=1)
     levels = " × ".join(f"{data[name].nunique():,} {name}" for name in ("s", "d", "dept"))
     print(f"\n### InstEval-sized crossed fit ({len(data):,} rows, {levels})\n", flush=True)
-    repeats = 1 if args.quick else 2
-    ml_seconds, ml = best_of(repeats, lambda: wb.fit(INSTEVAL_FORMULA, data, reml=False))
-    reml = wb.fit(INSTEVAL_FORMULA, data, reml=True)
-    y = reml.simulate(1, seed=SEED)[0]
-    refit_seconds, refit = best_of(repeats, lambda: reml.refit(y))
+    ml_seconds, ml = best_of(1, lambda: wb.fit(INSTEVAL_FORMULA, data, reml=False))
+    repeats = 1
+    if not args.quick and ml_seconds * (args.repeats - 1) <= args.max_seconds:
+        more, _ = best_of(args.repeats - 1, lambda: wb.fit(INSTEVAL_FORMULA, data, reml=False))
+        ml_seconds, repeats = min(ml_seconds, more), args.repeats
+    rows = [("ML, a fresh wb.fit (design build included)", ml_seconds, ml, repeats)]
+    notes = []
+    if ml_seconds > args.max_seconds:
+        notes.append(f"REML fit and refit skipped: the ML fit took {ml_seconds:.1f} s > --max-seconds "
+                     f"{args.max_seconds:g}, and each would take about as long.")
+    else:
+        reml_seconds, reml = best_of(1, lambda: wb.fit(INSTEVAL_FORMULA, data, reml=True))
+        rows.append(("REML, a fresh wb.fit (the refit's warm-up)", reml_seconds, reml, 1))
+        y = reml.simulate(1, seed=SEED)[0]
+        k = 1 if args.quick or reml_seconds * args.repeats > args.max_seconds else args.repeats
+        refit_seconds, refit = best_of(k, lambda: reml.refit(y))
+        rows.append(("REML refit to a simulated response", refit_seconds, refit, k))
     print("| fit | rows n | ms/fit | evals/fit | µs/eval |")
     print("|---|---:|---:|---:|---:|")
-    for name, seconds, res in (("ML, fresh wb.fit (design build included)", ml_seconds, ml),
-                               ("REML refit to a simulated response", refit_seconds, refit)):
+    for name, seconds, res, k in rows:
         ms = seconds * 1e3
-        print(f"| {name} | {len(data):,} | {fmt(ms, 1)} | {res.n_evals} | {fmt(ms * 1e3 / res.n_evals, 1)} |")
-    print(f"\nformula: `{INSTEVAL_FORMULA}`; best of {repeats}; dense trailing block D = {trailing_size(ml):,}; "
-          f"ML deviance {ml.objective:.4f} (converged {ml.converged}); REML refit converged {refit.converged}.")
-    if MIXEDMODELS_JL is None:
-        print("MixedModels.jl: no published InstEval timing was found in its documentation, so none is shown.")
-    else:
-        print(f"MixedModels.jl, published: {MIXEDMODELS_JL}")
+        print(f"| {name} (best of {k}) | {len(data):,} | {fmt(ms, 1)} | {res.n_evals} | "
+              f"{fmt(ms * 1e3 / res.n_evals, 1)} |")
+    print(f"\nformula: `{INSTEVAL_FORMULA}`; dense trailing block D = {trailing_size(ml):,} "
+          f"(d's and dept's levels + X + y; s leads); converged: "
+          f"{', '.join(str(bool(r[2].converged)) for r in rows)}.")
+    for note in notes:
+        print(note)
+    print(MIXEDMODELS_JL)
     print(flush=True)
-    return {"ML fit": ml_seconds * 1e3, "REML refit": refit_seconds * 1e3, "n": len(data),
-            "evals": {"ML fit": ml.n_evals, "REML refit": refit.n_evals}}
+    return {"n": len(data), "rows": [(name.split(",")[0] + (" refit" if "refit" in name else " fit"), s * 1e3, r.n_evals)
+                                     for name, s, r, _ in rows]}
 
 
 # ---------------------------------------------------------------- plot
@@ -319,13 +374,15 @@ def plot(results, path):
     for ax, key in zip(axes[0], panels):
         if key == "insteval":
             inst = results[key]
-            names = list(inst["evals"])
-            ax.bar(names, [inst[n] for n in names], color=["tab:blue", "tab:orange"])
+            names = [name for name, _, _ in inst["rows"]]
+            values = [ms for _, ms, _ in inst["rows"]]
+            ax.bar(names, values, color=["tab:blue", "tab:green", "tab:orange"][: len(names)])
             ax.set_yscale("log")
             ax.set_ylabel("ms per fit")
             ax.set_title(f"InstEval-sized, {inst['n']:,} rows")
-            for i, n in enumerate(names):
-                ax.text(i, inst[n], f"{inst[n]:,.0f} ms\n{inst['evals'][n]} evals", ha="center", va="bottom", fontsize=8)
+            for i, (_, ms, evals) in enumerate(inst["rows"]):
+                ax.text(i, ms, f"{ms / 1e3:,.1f} s\n{evals} evals", ha="center", va="bottom", fontsize=8)
+            ax.tick_params(axis="x", labelsize=7)
             continue
         label, _, _ = SERIES[key]
         for case_name, rows in results[key].items():
@@ -358,6 +415,10 @@ def plot(results, path):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.blas_threads > 0:
+        # before numpy and SciPy load OpenBLAS, which reads these once
+        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(args.blas_threads)
     global np, pd, wb
     import numba
     import numpy as np
@@ -368,7 +429,8 @@ def main(argv=None):
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"# workbench scaling: ms per REML refit\n\nmachine: CPUs {os.cpu_count()} (usable {usable}), "
           f"Python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__} "
-          f"({numba.config.NUMBA_NUM_THREADS} threads); --max-seconds {args.max_seconds:g}, "
+          f"({numba.config.NUMBA_NUM_THREADS} threads), BLAS threads "
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; --max-seconds {args.max_seconds:g}, "
           f"--repeats {args.repeats}, --nsim {args.nsim}{', --quick' if args.quick else ''}", flush=True)
     results = {}
     for key in args.series:
