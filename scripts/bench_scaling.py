@@ -24,8 +24,8 @@ path of a refit loop), by REML, for four series of designs:
    ``y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)``: an ML fit (a fresh
    `wb.fit`, design build included), then a REML fit and its refit to a simulated response,
    which are skipped (with a note) when the ML fit alone exceeded ``--max-seconds``. No
-   MixedModels.jl timing of InstEval was found in its documentation; what was found is printed
-   (MIXEDMODELS_JL below).
+   published MixedModels.jl timing of InstEval was found (its documentation fits the model
+   without a time); what was found is printed (MIXEDMODELS_JL below).
 
 How: for each design the layout is built in this process, `nsim` responses are simulated from
 a truth in the spirit of the other benchmarks (intercept SD 1, slope SDs 0.5, nested and
@@ -75,10 +75,11 @@ FULL_CROSSING_UP_TO = 300  # levels series: every f × g pair up to this L, then
 INSTEVAL_FORMULA = "y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)"
 # What the search of MixedModels.jl's documentation found (see the module docstring).
 MIXEDMODELS_JL = (
-    "MixedModels.jl: its documentation fits InstEval (y ~ 1 + service + (1|s) + (1|d) + (1|dept), and a larger\n"
-    "model with studage and lectage) but gives no timing for it, so no MixedModels.jl figure is shown. The only\n"
-    "published number found is in lme4's GitHub issue #460 (2019, Julia 1.1 through JuliaCall): 21.7 s for the\n"
-    "first ML fit of that model, JIT compilation included, hence not comparable with a warm fit here."
+    "MixedModels.jl: no published InstEval timing was found, so none is shown. The documentation pages the search\n"
+    "turned up fit InstEval (y ~ 1 + service + (1|s) + (1|d) + (1|dept), and y ~ 1 + studage + lectage + service\n"
+    "+ (1|s) + (1|d) + (1|dept)) without a time. The one number found is in lme4's GitHub issue #460 (2019, Julia\n"
+    "1.1 called from R through JuliaCall): 21.7 s for the first ML fit, JIT compilation included, so it is not\n"
+    "comparable with a warm fit here."
 )
 
 
@@ -305,9 +306,14 @@ def print_table(key, label, case_name, rows):
         last = measured[-1]
         if crossing is not None:
             before = [r for r in measured if r["size"] < crossing["size"]]
-            since = f" (L = {before[-1]['size']:,}: {before[-1]['ms']:.0f} ms)" if before else ""
-            print(f"A fit crosses 1 s between the sizes before and at L = {crossing['size']:,}: "
-                  f"{crossing['ms'] / 1e3:.2f} s{since}.")
+            text = f"A fit first takes over 1 s at L = {crossing['size']:,} ({crossing['ms'] / 1e3:.2f} s)"
+            if before:
+                (s0, t0), (s1, t1) = (before[-1]["size"], before[-1]["ms"]), (crossing["size"], crossing["ms"])
+                slope = math.log(t1 / t0) / math.log(s1 / s0)
+                at = s0 * (1e3 / t0) ** (1 / slope)
+                text += (f"; {t0:.0f} ms at L = {s0:,}, and log–log interpolation between the two "
+                         f"(slope {slope:.1f}) puts 1 s at L ≈ {at:,.0f}")
+            print(text + ".")
         else:
             print(f"No measured fit reached 1 s (the largest, L = {last['size']:,}, took {last['ms']:.1f} ms).")
         if last["trailing"] < last["size"]:
@@ -331,21 +337,21 @@ def run_insteval(args):
     if not args.quick and ml_seconds * (args.repeats - 1) <= args.max_seconds:
         more, _ = best_of(args.repeats - 1, lambda: wb.fit(INSTEVAL_FORMULA, data, reml=False))
         ml_seconds, repeats = min(ml_seconds, more), args.repeats
-    rows = [("ML, a fresh wb.fit (design build included)", ml_seconds, ml, repeats)]
+    rows = [("ML, a fresh wb.fit (design build included)", ml_seconds, ml, repeats, "ML fit")]
     notes = []
     if ml_seconds > args.max_seconds:
         notes.append(f"REML fit and refit skipped: the ML fit took {ml_seconds:.1f} s > --max-seconds "
                      f"{args.max_seconds:g}, and each would take about as long.")
     else:
         reml_seconds, reml = best_of(1, lambda: wb.fit(INSTEVAL_FORMULA, data, reml=True))
-        rows.append(("REML, a fresh wb.fit (the refit's warm-up)", reml_seconds, reml, 1))
+        rows.append(("REML, a fresh wb.fit (the refit's warm-up)", reml_seconds, reml, 1, "REML fit"))
         y = reml.simulate(1, seed=SEED)[0]
         k = 1 if args.quick or reml_seconds * args.repeats > args.max_seconds else args.repeats
         refit_seconds, refit = best_of(k, lambda: reml.refit(y))
-        rows.append(("REML refit to a simulated response", refit_seconds, refit, k))
+        rows.append(("REML refit to a simulated response", refit_seconds, refit, k, "REML refit"))
     print("| fit | rows n | ms/fit | evals/fit | µs/eval |")
     print("|---|---:|---:|---:|---:|")
-    for name, seconds, res, k in rows:
+    for name, seconds, res, k, _ in rows:
         ms = seconds * 1e3
         print(f"| {name} (best of {k}) | {len(data):,} | {fmt(ms, 1)} | {res.n_evals} | "
               f"{fmt(ms * 1e3 / res.n_evals, 1)} |")
@@ -356,8 +362,7 @@ def run_insteval(args):
         print(note)
     print(MIXEDMODELS_JL)
     print(flush=True)
-    return {"n": len(data), "rows": [(name.split(",")[0] + (" refit" if "refit" in name else " fit"), s * 1e3, r.n_evals)
-                                     for name, s, r, _ in rows]}
+    return {"n": len(data), "rows": [(short, seconds * 1e3, res.n_evals) for _, seconds, res, _, short in rows]}
 
 
 # ---------------------------------------------------------------- plot
@@ -368,47 +373,62 @@ def plot(results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     panels = [key for key in ("groups", "q", "levels", "insteval") if key in results]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), squeeze=False)
-    for ax, key in zip(axes[0], panels):
+    columns = 2 if len(panels) > 1 else 1
+    lines = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(6.2 * columns, 4.6 * lines), squeeze=False)
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    for ax, key in zip(axes.flat, panels):
         if key == "insteval":
             inst = results[key]
             names = [name for name, _, _ in inst["rows"]]
-            values = [ms for _, ms, _ in inst["rows"]]
-            ax.bar(names, values, color=["tab:blue", "tab:green", "tab:orange"][: len(names)])
-            ax.set_yscale("log")
-            ax.set_ylabel("ms per fit")
-            ax.set_title(f"InstEval-sized, {inst['n']:,} rows")
+            seconds = [ms / 1e3 for _, ms, _ in inst["rows"]]
+            ax.bar(names, seconds, color=["tab:blue", "tab:green", "tab:orange"][: len(names)])
+            ax.set_ylabel("seconds per fit")
+            ax.set_title(f"InstEval-sized crossed fit, {inst['n']:,} rows")
             for i, (_, ms, evals) in enumerate(inst["rows"]):
-                ax.text(i, ms, f"{ms / 1e3:,.1f} s\n{evals} evals", ha="center", va="bottom", fontsize=8)
-            ax.tick_params(axis="x", labelsize=7)
+                ax.text(i, ms / 1e3, f"{ms / 1e3:,.2f} s, {evals} evals", ha="center", va="bottom", fontsize=8)
+            ax.set_ylim(0, max(seconds) * 1.2)
             continue
         label, _, _ = SERIES[key]
+        sizes = set()
         for case_name, rows in results[key].items():
             measured = [r for r in rows if "skipped" not in r]
             if not measured:
                 continue
+            sizes.update(r["size"] for r in measured)
             ax.plot([r["size"] for r in measured], [r["ms"] for r in measured], "o-", label=case_name)
         if key == "levels":
-            measured = [r for rows in results[key].values() for r in rows if "skipped" not in r]
-            if measured:
-                s0, t0 = measured[0]["size"], measured[0]["ms"]
-                xs = np.array([r["size"] for r in measured], float)
-                ax.plot(xs, t0 * (xs / s0) ** 3, ":", color="grey", label="∝ L³ (dense L × L Cholesky)")
-                ax.plot(xs, t0 * (xs / s0), "--", color="grey", label="∝ L")
-            ax.axhline(1e3, color="red", lw=0.8, alpha=0.5)
+            cases = [[r for r in rows if "skipped" not in r] for rows in results[key].values()]
+            if len(cases) == 2 and cases[1] and cases[0]:
+                xs = np.array([r["size"] for r in cases[1]], float)
+                top = cases[1][-1]
+                ax.plot(xs, top["ms"] * (xs / top["size"]) ** 3, ":", color="grey",
+                        label="∝ L³ (dense L × L Cholesky), through the last point")
+                xs = np.array([r["size"] for r in cases[0]], float)
+                ax.plot(xs, cases[0][0]["ms"] * xs / xs[0], "--", color="grey", label="∝ L, from the first point")
+            ax.axhline(1e3, color="red", lw=0.8, alpha=0.6, label="1 s")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(sorted(sizes))
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("ms per REML refit")
         ax.set_title(key)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("workbench: time per REML refit against problem size (median of best-of-k)", fontsize=10)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle("workbench: ms per REML refit against problem size (median over responses of best-of-k)", fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"plot: {path}")
 
