@@ -143,7 +143,7 @@ crit <- numeric(ncol(Y))
 t0 <- proc.time()[["elapsed"]]
 for (i in seq_len(ncol(Y))) crit[i] <- REMLcrit(refit(fit, newresp = Y[, i]))
 elapsed <- proc.time()[["elapsed"]] - t0
-cat(elapsed, crit, sep = "\n")
+cat(sprintf("%.17g", c(elapsed, crit)), sep = "\n")  # every digit: cat alone prints 7
 """
 
 
