@@ -5,9 +5,9 @@ one work unit — one point, `chunk_size` replicates — per chunk, so a unit wr
 chunk files and nothing else (directly, each atomically: `workbench.study.chunks`). After a
 unit's data is written, a file `DIR/progress/p<point>-c<chunk>` holding the digest of what it
 wrote is created atomically: the completion mark. A run killed at any moment loses only the
-units without a mark; they are recomputed, bit for bit the same, when the run resumes. Every chunk carries a CRC32C
-checksum, and the store is created under a temporary name and renamed, so a kill during
-creation leaves no store rather than half of one.
+units without a mark; they are recomputed, bit for bit the same, when the run resumes. Every
+chunk carries a CRC32C checksum, and the store is created under a temporary name and renamed,
+so a kill during creation leaves no store rather than half of one.
 """
 
 from __future__ import annotations
