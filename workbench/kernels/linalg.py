@@ -8,6 +8,8 @@ import numpy as np
 
 from workbench.kernels.options import jit_inline
 
+U = np.uint64  # unsigned offsets: no negative-index wraparound, so long loops vectorise
+
 
 @jit_inline
 def cholesky_lower(a, stride, m):
@@ -30,14 +32,23 @@ def cholesky_lower(a, stride, m):
 
 @jit_inline
 def invert_lower(l, stride, m, out, out_stride):
-    """out[:m, :m] = inverse of the lower-triangular l[:m, :m] (upper part set to 0)."""
+    """out[:m, :m] = inverse of the lower-triangular l[:m, :m] (upper part set to 0).
+
+    Row by row: row i of the inverse is −(Σ_k l[i, k] out[k, :]) / l[i, i] over the rows
+    k < i already done, accumulated as axpys (in the order of k, as a dot product per entry
+    would), with unsigned offsets so that they vectorise.
+    """
     for i in range(m):
         for j in range(m):
             out[i * out_stride + j] = 0.0
-    for j in range(m):
-        out[j * out_stride + j] = 1.0 / l[j * stride + j]
-        for i in range(j + 1, m):
-            s = 0.0
-            for k in range(j, i):
-                s -= l[i * stride + k] * out[k * out_stride + j]
-            out[i * out_stride + j] = s / l[i * stride + i]
+    for i in range(m):
+        row = U(i * out_stride)
+        for k in range(i):
+            lik = l[i * stride + k]
+            above = U(k * out_stride)
+            for j in range(U(k + 1)):
+                out[row + j] -= lik * out[above + j]
+        diagonal = l[i * stride + i]
+        for j in range(U(i)):
+            out[row + j] = out[row + j] / diagonal
+        out[i * out_stride + i] = 1.0 / diagonal

@@ -181,7 +181,7 @@ def _information_inverse(theta, sigma, st, cp, ws, reml):
 
     H is taken by forward differences of the analytic gradient around the optimum: m + 2
     gradients, and a relative accuracy of about 1e-5, ample for standard errors. `ws` holds
-    the factor at θ (the first gradient is taken from it).
+    the factor at θ (the first two gradients are taken from it).
     """
     m = theta.shape[0]
     phi = np.empty(m + 1)
@@ -191,11 +191,14 @@ def _information_inverse(theta, sigma, st, cp, ws, reml):
     base = np.empty(m + 1)
     moved = np.empty(m + 1)
     factored_sigma_gradient(sigma, st, cp, ws, reml, base)
-    for i in range(m + 1):
+    # the step in σ first: θ is unchanged, so it needs no factorisation of its own
+    for i in range(m, -1, -1):
         h = 1e-5 * max(abs(phi[i]), 1.0) if i < m else 1e-5 * sigma
         step = phi.copy()
         step[i] += h
-        if not sigma_gradient(step[:m], step[m], st, cp, ws, reml, moved):
+        if i == m:
+            factored_sigma_gradient(step[m], st, cp, ws, reml, moved)
+        elif not sigma_gradient(step[:m], step[m], st, cp, ws, reml, moved):
             return np.full((m + 1, m + 1), np.nan)
         for j in range(m + 1):
             hess[j, i] = (moved[j] - base[j]) / h

@@ -11,8 +11,17 @@ from typing import NamedTuple
 import numpy as np
 
 from workbench.kernels.lapack import LAPACK_MIN_SIZE, cholesky_lower_lapack, gram_lower_lapack, invert_lower_lapack
-from workbench.kernels.linalg import cholesky_lower, invert_lower
+from workbench.kernels.linalg import U, cholesky_lower, invert_lower
 from workbench.kernels.options import jit, jit_inline
+from workbench.kernels.scalar_fronts import (
+    all_scalar,
+    scalar_front_inverse,
+    scalar_front_update,
+    scalar_fronts_factor,
+    scalar_gradient,
+    scalar_trailing,
+    set_row_scales,
+)
 
 
 class Workspace(NamedTuple):
@@ -30,6 +39,7 @@ class Workspace(NamedTuple):
     col: np.ndarray  # (smax, qmax) scratch
     col2: np.ndarray  # (smax, qmax) scratch
     small: np.ndarray  # (2, qmax, qmax) scratch
+    scale: np.ndarray  # (N,) Λ̃'s diagonal by global row, when every term is scalar
 
 
 @jit
@@ -58,6 +68,7 @@ def make_workspace(st):
         np.zeros((smax, qmax)),
         np.zeros((smax, qmax)),
         np.zeros((2, qmax, qmax)),
+        np.ones(st.row_term.shape[0]),
     )
 
 
@@ -111,36 +122,6 @@ def _lower_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
 
 
 @jit_inline
-def _scalar_front_update(s, lf, acc, gathered, target, stride, relpos):
-    """Extend-add the update −L_Rf L_Rf' (plus the children's) of a front with one effect per level."""
-    for a in range(1, s):
-        pa = relpos[a - 1] * stride
-        la = lf[a]
-        if gathered:
-            for b in range(1, a + 1):
-                target[pa + relpos[b - 1]] += acc[a * s + b] - la * lf[b]
-        else:
-            for b in range(1, a + 1):
-                target[pa + relpos[b - 1]] -= la * lf[b]
-
-
-@jit_inline
-def _scalar_front_inverse(s, lf, sm, src, stride, relpos):
-    """S on a front with one effect per level: S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l."""
-    diagonal = lf[0]
-    for a in range(1, s):
-        pa = relpos[a - 1] * stride
-        v = 0.0
-        for b in range(1, s):
-            v += src[pa + relpos[b - 1]] * lf[b]
-        sm[a] = -v / diagonal
-    v = 1.0 / diagonal
-    for a in range(1, s):
-        v -= lf[a] * sm[a]
-    sm[0] = v / diagonal
-
-
-@jit_inline
 def _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g):
     """The gradient terms of a front with one effect per level, in one pass over its rows.
 
@@ -179,11 +160,17 @@ def factorize(theta, st, cp, ws):
     """Form and factor Ω(θ) into ws.lcol and ws.tt; False when it is not positive definite."""
     lam = ws.lam
     _set_lambda(theta, st, lam)
-    layout = (st.row_term, st.row_comp, st.term_q)
-    ws.fronts[:] = 0.0
     tt = ws.tt
     d = tt.shape[0]
     ttf = tt.reshape(-1)
+    if all_scalar(st):
+        set_row_scales(st, lam, ws.scale)
+        scalar_trailing(st, cp, ws.scale, tt)
+        if not scalar_fronts_factor(st, cp, ws):
+            return False
+        return _trailing_cholesky(tt)
+    layout = (st.row_term, st.row_comp, st.term_q)
+    ws.fronts[:] = 0.0
     trows = _trailing_rows(st)
     # Λ̃_T' A_TT Λ̃_T: scale the rows, transpose (A_TT is symmetric), scale the rows again
     _scale_rows(cp.a_tt.reshape(-1), d, trows, layout, lam, ws.dense.reshape(-1), d, d)
@@ -234,7 +221,7 @@ def factorize(theta, st, cp, ws):
             target = ttf
         relpos = st.front_relpos[lo + q : lo + s]
         if q == 1:
-            _scalar_front_update(s, lf, acc, gathered, target, stride, relpos)
+            scalar_front_update(s, lf, acc, gathered, target, stride, relpos)
             continue
         for a in range(q, s):
             pa = relpos[a - q] * stride
@@ -243,9 +230,15 @@ def factorize(theta, st, cp, ws):
                 for c in range(q):
                     v -= lf[a * q + c] * lf[b * q + c]
                 target[pa + relpos[b - q]] += v
+    return _trailing_cholesky(tt)
+
+
+@jit
+def _trailing_cholesky(tt):
+    d = tt.shape[0]
     if d >= LAPACK_MIN_SIZE:
         return cholesky_lower_lapack(tt)
-    return cholesky_lower(ttf, d, d)
+    return cholesky_lower(tt.reshape(-1), d, d)
 
 
 @jit
@@ -306,14 +299,21 @@ def _trailing_inverse(st, ws, w_fixed, w_y):
                 s[i, j] = acc
                 s[j, i] = acc
         return
-    invert_lower(tt.reshape(-1), d, d, m.reshape(-1), d)
+    mf, sf = m.reshape(-1), s.reshape(-1)
+    invert_lower(tt.reshape(-1), d, d, mf, d)
+    # S = M'WM, lower triangle, as rank-one updates row k by row k (for each entry in the
+    # order of k, as its dot product would add them): axpys that vectorise
+    s[:, :] = 0.0
+    for k in range(d):
+        mk = U(k * d)
+        for i in range(k + 1):
+            v = m[k, i] * w[k]
+            si = U(i * d)
+            for j in range(U(i + 1)):
+                sf[si + j] += v * mf[mk + j]
     for i in range(d):
-        for j in range(i + 1):
-            acc = 0.0
-            for k in range(i, d):
-                acc += m[k, i] * w[k] * m[k, j]
-            s[i, j] = acc
-            s[j, i] = acc
+        for j in range(i):
+            s[j, i] = s[i, j]
 
 
 @jit
@@ -328,8 +328,13 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
     """∂/∂θ of Σⱼ wⱼ·2 log Lⱼⱼ: weight 1 on random-effect rows, w_fixed on X rows, w_y on y."""
     lam, g = ws.lam, ws.grad_blocks
     g[:] = 0.0
-    layout = (st.row_term, st.row_comp, st.term_q)
     _trailing_inverse(st, ws, w_fixed, w_y)
+    if all_scalar(st):
+        scalar_gradient(st, cp, ws)
+        for i in range(grad.shape[0]):
+            grad[i] = 2.0 * g[st.theta_term[i], 0, 0]
+        return
+    layout = (st.row_term, st.row_comp, st.term_q)
     stt = ws.stt
     d = stt.shape[0]
     sttf = stt.reshape(-1)
@@ -371,7 +376,7 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
             src = sttf
         relpos = st.front_relpos[lo + q : lo + s]
         if q == 1:
-            _scalar_front_inverse(s, lf, sm, src, stride, relpos)
+            scalar_front_inverse(s, lf, sm, src, stride, relpos)
         else:
             # S_Rf = −S_RR L_Rf L_ff⁻¹, with S_RR read from the parent's S (or S_TT)
             for a in range(q, s):
