@@ -8,7 +8,9 @@ import numpy as np
 
 from workbench.kernels.options import jit_inline
 
-U = np.uint64  # unsigned offsets: no negative-index wraparound, so long loops vectorise
+# Unsigned offsets: a signed index is checked for wrapping around from the end, which stops
+# loops from vectorising.
+U = np.uint64
 
 
 @jit_inline

@@ -11,9 +11,13 @@ times the arithmetic.
 
 import numpy as np
 
+from workbench.kernels.linalg import U
 from workbench.kernels.options import jit, jit_inline
 
-U = np.uint64  # unsigned offsets: no negative-index wraparound, so long loops vectorise
+# Offsets are unsigned (see linalg.U): in small fronts the wraparound checks of signed ones
+# cost more than the arithmetic. Mixed with a signed integer an unsigned one becomes a float,
+# hence the unsigned ONE.
+ONE = U(1)
 
 
 @jit_inline
@@ -49,7 +53,7 @@ def scalar_front_inverse(s, lf, sm, src, stride, relpos):
 @jit_inline
 def _consecutive(relpos, lo, n):
     """Whether the n sorted positions from relpos[lo] are consecutive (and there are several)."""
-    return n > 1 and relpos[lo + n - 1] - relpos[lo] == n - 1
+    return n > ONE and U(relpos[lo + n - ONE]) - U(relpos[lo]) == n - ONE
 
 
 @jit_inline
@@ -57,8 +61,8 @@ def _parent_block(st, f, fronts, trailing, d):
     """Where front f's update goes (and its S_RR comes from): (buffer, offset, row stride)."""
     parent = st.front_parent[f]
     if parent >= 0:
-        return fronts, st.front_mat_ptr[parent], st.front_ptr[parent + 1] - st.front_ptr[parent]
-    return trailing, 0, d
+        return fronts, U(st.front_mat_ptr[parent]), U(st.front_ptr[parent + 1] - st.front_ptr[parent])
+    return trailing, U(0), U(d)
 
 
 @jit
@@ -97,7 +101,7 @@ def scalar_fronts_factor(st, cp, ws):
     """Factor the fronts and extend-add their updates into their parents and into ws.tt.
 
     `ws.scale` holds the row scales and ws.tt the scaled trailing block. False when Ω is not
-    positive definite.
+    positive definite. Offsets are unsigned throughout (see `U`).
     """
     scale = ws.scale
     lcol = ws.lcol
@@ -105,16 +109,19 @@ def scalar_fronts_factor(st, cp, ws):
     fronts[:] = 0.0
     ttf = ws.tt.reshape(-1)
     d = ws.tt.shape[0]
+    a_front = cp.a_front
+    rows = st.front_rows
+    relpos = st.front_relpos
     for f in range(st.front_term.shape[0]):
-        lo = st.front_ptr[f]
-        s = st.front_ptr[f + 1] - lo
-        m0 = st.front_mat_ptr[f]
-        gathered = st.front_mat_ptr[f + 1] > m0
-        c0 = st.front_acol_ptr[f]
-        own = scale[st.front_rows[lo]]
+        lo = U(st.front_ptr[f])
+        s = U(st.front_ptr[f + 1]) - lo
+        m0 = U(st.front_mat_ptr[f])
+        gathered = U(st.front_mat_ptr[f + 1]) > m0
+        c0 = U(st.front_acol_ptr[f])
+        own = scale[U(rows[lo])]
         # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f, plus what the children passed up
         for r in range(s):
-            v = scale[st.front_rows[lo + r]] * (cp.a_front[c0 + r] * own)
+            v = scale[U(rows[lo + r])] * (a_front[c0 + r] * own)
             if gathered:
                 v += fronts[m0 + r * s]
             lcol[c0 + r] = v
@@ -123,49 +130,50 @@ def scalar_fronts_factor(st, cp, ws):
             return False
         diagonal = np.sqrt(v)
         lcol[c0] = diagonal
-        for r in range(1, s):
+        for r in range(ONE, s):
             lcol[c0 + r] = lcol[c0 + r] / diagonal
         target, t0, stride = _parent_block(st, f, fronts, ttf, d)
         # the update −L_Rf L_Rf' (plus the children's), lower triangle
-        rp = lo + 1
-        if _consecutive(st.front_relpos, rp, s - 1):
+        rp = lo + ONE
+        if _consecutive(relpos, rp, s - ONE):
             # the rows go to consecutive rows of the target: a row of the update is an axpy
-            first = st.front_relpos[rp]
-            for a in range(1, s):
-                base = U(t0 + (first + a - 1) * stride + first - 1)
+            first = U(relpos[rp])
+            for a in range(ONE, s):
+                base = t0 + (first + a - ONE) * stride + first - ONE
                 la = lcol[c0 + a]
                 if gathered:
-                    for b in range(U(1), U(a + 1)):
-                        target[base + b] += fronts[U(m0 + a * s) + b] - la * lcol[U(c0) + b]
+                    for b in range(ONE, a + ONE):
+                        target[base + b] += fronts[m0 + a * s + b] - la * lcol[c0 + b]
                 else:
-                    for b in range(U(1), U(a + 1)):
-                        target[base + b] -= la * lcol[U(c0) + b]
+                    for b in range(ONE, a + ONE):
+                        target[base + b] -= la * lcol[c0 + b]
             continue
-        for a in range(1, s):
-            pa = t0 + st.front_relpos[rp + a - 1] * stride
+        for a in range(ONE, s):
+            pa = t0 + U(relpos[rp + a - ONE]) * stride
             la = lcol[c0 + a]
             if gathered:
-                for b in range(1, a + 1):
-                    target[pa + st.front_relpos[rp + b - 1]] += fronts[m0 + a * s + b] - la * lcol[c0 + b]
+                for b in range(ONE, a + ONE):
+                    target[pa + U(relpos[rp + b - ONE])] += fronts[m0 + a * s + b] - la * lcol[c0 + b]
             else:
-                for b in range(1, a + 1):
-                    target[pa + st.front_relpos[rp + b - 1]] -= la * lcol[c0 + b]
+                for b in range(ONE, a + ONE):
+                    target[pa + U(relpos[rp + b - ONE])] -= la * lcol[c0 + b]
     return True
 
 
 @jit
 def scalar_gradient(st, cp, ws):
-    """Add the gradient terms of the trailing block and of every front to ws.grad_blocks[:, 0, 0].
+    """Fill ws.grad_blocks[:, 0, 0] with the gradient terms of the trailing block and of every front.
 
-    ws.stt must hold S on the trailing block (`objective._trailing_inverse`); S on the fronts
-    goes to ws.scol, and on the patterns of fronts with children to ws.sfronts.
+    ws.stt must hold S on the trailing block (`objective._trailing_inverse`) and
+    ws.grad_blocks be zero; S on the fronts goes to ws.scol, and on the patterns of fronts
+    with children to ws.sfronts.
     """
-    g = ws.grad_blocks
     scale = ws.scale
     stt = ws.stt
     d = stt.shape[0]
     a_tt = cp.a_tt
     t0 = st.t0
+    g = np.zeros(ws.grad_blocks.shape[0])
     # trailing levels: Σ_c A[i, c] (Λ̃_T S_TT)[c, i], with S_TT[c, i] = S_TT[i, c]
     for i in range(d):
         k = st.row_term[t0 + i]
@@ -174,64 +182,68 @@ def scalar_gradient(st, cp, ws):
         acc = 0.0
         for c in range(d):
             acc += a_tt[i, c] * (scale[t0 + c] * stt[i, c])
-        g[k, 0, 0] += acc
+        g[k] += acc
     sttf = stt.reshape(-1)
     lcol = ws.lcol
     scol = ws.scol
     sfronts = ws.sfronts
+    a_front = cp.a_front
+    rows = st.front_rows
+    relpos = st.front_relpos
     for f in range(st.front_term.shape[0] - 1, -1, -1):
-        lo = st.front_ptr[f]
-        s = st.front_ptr[f + 1] - lo
-        c0 = st.front_acol_ptr[f]
+        lo = U(st.front_ptr[f])
+        s = U(st.front_ptr[f + 1]) - lo
+        c0 = U(st.front_acol_ptr[f])
         src, p0, stride = _parent_block(st, f, sfronts, sttf, d)
-        rp = lo + 1
+        rp = lo + ONE
         # S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l, S_RR read from the parent (or S_TT)
         diagonal = lcol[c0]
-        if _consecutive(st.front_relpos, rp, s - 1):
+        if _consecutive(relpos, rp, s - ONE):
             # S_RR is symmetric, so S_Rf accumulates column by column: axpys, same sums
-            first = st.front_relpos[rp]
-            for a in range(U(1), U(s)):
-                scol[U(c0) + a] = 0.0
-            for b in range(1, s):
+            first = U(relpos[rp])
+            for a in range(ONE, s):
+                scol[c0 + a] = 0.0
+            for b in range(ONE, s):
                 lb = lcol[c0 + b]
-                base = U(p0 + (first + b - 1) * stride + first - 1)
-                for a in range(U(1), U(s)):
-                    scol[U(c0) + a] += src[base + a] * lb
-            for a in range(1, s):
+                base = p0 + (first + b - ONE) * stride + first - ONE
+                for a in range(ONE, s):
+                    scol[c0 + a] += src[base + a] * lb
+            for a in range(ONE, s):
                 scol[c0 + a] = -scol[c0 + a] / diagonal
         else:
-            for a in range(1, s):
-                pa = p0 + st.front_relpos[rp + a - 1] * stride
+            for a in range(ONE, s):
+                pa = p0 + U(relpos[rp + a - ONE]) * stride
                 v = 0.0
-                for b in range(1, s):
-                    v += src[pa + st.front_relpos[rp + b - 1]] * lcol[c0 + b]
+                for b in range(ONE, s):
+                    v += src[pa + U(relpos[rp + b - ONE])] * lcol[c0 + b]
                 scol[c0 + a] = -v / diagonal
         v = 1.0 / diagonal
-        for a in range(1, s):
+        for a in range(ONE, s):
             v -= lcol[c0 + a] * scol[c0 + a]
         scol[c0] = v / diagonal
         # a front with children keeps S on its whole pattern for them to read
-        m0 = st.front_mat_ptr[f]
-        if st.front_mat_ptr[f + 1] > m0:
-            for a in range(1, s):
-                pa = p0 + st.front_relpos[rp + a - 1] * stride
-                for b in range(1, s):
-                    sfronts[m0 + a * s + b] = src[pa + st.front_relpos[rp + b - 1]]
+        m0 = U(st.front_mat_ptr[f])
+        if U(st.front_mat_ptr[f + 1]) > m0:
+            for a in range(ONE, s):
+                pa = p0 + U(relpos[rp + a - ONE]) * stride
+                for b in range(ONE, s):
+                    sfronts[m0 + a * s + b] = src[pa + U(relpos[rp + b - ONE])]
             for a in range(s):
                 sfronts[m0 + a * s] = scol[c0 + a]
                 sfronts[m0 + a] = scol[c0 + a]
         # own level: Σ_r A[r, f](Λ̃S)[r, f]; each later random row r: A[r, f] λ_f S[r, f]
-        k = st.front_term[f]
-        lam_f = scale[st.front_rows[lo]]
+        lam_f = scale[U(rows[lo])]
         own = 0.0
         for r in range(s):
-            row = st.front_rows[lo + r]
+            row = U(rows[lo + r])
             kr = st.row_term[row]
             sr = scol[c0 + r]
             if kr < 0:
-                own += cp.a_front[c0 + r] * sr
+                own += a_front[c0 + r] * sr
                 continue
-            own += cp.a_front[c0 + r] * (scale[row] * sr)
-            if r > 0:
-                g[kr, 0, 0] += cp.a_front[c0 + r] * lam_f * sr
-        g[k, 0, 0] += own
+            own += a_front[c0 + r] * (scale[row] * sr)
+            if r >= ONE:
+                g[kr] += a_front[c0 + r] * lam_f * sr
+        g[st.front_term[f]] += own
+    for k in range(g.shape[0]):
+        ws.grad_blocks[k, 0, 0] = g[k]
