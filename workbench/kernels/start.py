@@ -10,7 +10,7 @@ the optimum, where quasi-Newton steps converge fast.
 import numpy as np
 
 from workbench.kernels.linalg import cholesky_lower, invert_lower
-from workbench.kernels.options import jit
+from workbench.kernels.options import jit, jit_inline
 
 FLOOR = 0.05  # smallest relative SD of a start: away from the boundary, where progress is slow
 
@@ -22,18 +22,17 @@ def _nlevels(st, k):
     return (end - st.term_row0[k]) // st.term_q[k]
 
 
-@jit
-def _level_blocks(st, cp, k, j, g, zx, zy):
-    """A's blocks of level j of term k: Z_j'Z_j into g (flat), Z_j'X into zx, Z_j'y into zy."""
-    q = st.term_q[k]
-    p = st.p
-    if k < st.nprefix:
-        f = j
-        for kk in range(k):
-            f += _nlevels(st, kk)
-        s = st.front_ptr[f + 1] - st.front_ptr[f]
-        col = st.front_acol_ptr[f]  # the front's s × q block, row-major
-        a_front = cp.a_front
+@jit_inline
+def _level_blocks(a_front, a_tt, block, first, front_ptr, front_acol_ptr, q, p, g, zx, zy):
+    """A's blocks of one level: Z_j'Z_j into g (flat), Z_j'X into zx, Z_j'y into zy.
+
+    The level is front `block` when its term is eliminated as fronts (`first` < 0), else the
+    rows from `first` of the trailing block. It takes arrays, not the structure: with the
+    whole structure by value, its calls cost several times its work.
+    """
+    if first < 0:
+        s = front_ptr[block + 1] - front_ptr[block]
+        col = front_acol_ptr[block]  # the front's s × q block, row-major
         for a in range(q):
             for b in range(q):
                 g[a * q + b] = a_front[col + a * q + b]
@@ -41,14 +40,13 @@ def _level_blocks(st, cp, k, j, g, zx, zy):
                 zx[a, c] = a_front[col + (s - 1 - p + c) * q + a]
             zy[a] = a_front[col + (s - 1) * q + a]
     else:
-        d = cp.a_tt.shape[0]
-        first = st.term_row0[k] + j * q - st.t0
+        d = a_tt.shape[0]
         for a in range(q):
             for b in range(q):
-                g[a * q + b] = cp.a_tt[first + a, first + b]
+                g[a * q + b] = a_tt[first + a, first + b]
             for c in range(p):
-                zx[a, c] = cp.a_tt[first + a, d - 1 - p + c]
-            zy[a] = cp.a_tt[first + a, d - 1]
+                zx[a, c] = a_tt[first + a, d - 1 - p + c]
+            zy[a] = a_tt[first + a, d - 1]
 
 
 @jit
@@ -119,8 +117,15 @@ def moment_start(st, cp, lower):
         share = _nested_share(st, cp, k, covs) if 0 < k < st.nprefix and q == 1 else np.zeros(0)
         explained = 0.0
         used = 0
+        front0 = 0  # the term's first front, when it has fronts
+        for kk in range(k):
+            front0 += _nlevels(st, kk)
         for j in range(nlev):
-            _level_blocks(st, cp, k, j, g, zx, zy)
+            if k < st.nprefix:
+                block, first = front0 + j, -1
+            else:
+                block, first = 0, st.term_row0[k] + j * q - st.t0
+            _level_blocks(cp.a_front, cp.a_tt, block, first, st.front_ptr, st.front_acol_ptr, q, p, g, zx, zy)
             biggest = 0.0
             for a in range(q):
                 biggest = max(biggest, g[a * q + a])
