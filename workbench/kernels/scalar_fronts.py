@@ -164,9 +164,8 @@ def scalar_fronts_factor(st, cp, ws):
 def scalar_gradient(st, cp, ws):
     """Fill ws.grad_blocks[:, 0, 0] with the gradient terms of the trailing block and of every front.
 
-    ws.stt must hold S on the trailing block (`objective._trailing_inverse`) and
-    ws.grad_blocks be zero; S on the fronts goes to ws.scol, and on the patterns of fronts
-    with children to ws.sfronts.
+    ws.stt must hold S on the trailing block (`objective._trailing_inverse`); S on the fronts
+    goes to ws.scol, and on the patterns of fronts with children to ws.sfronts.
     """
     scale = ws.scale
     stt = ws.stt

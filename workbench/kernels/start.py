@@ -22,6 +22,15 @@ def _nlevels(st, k):
     return (end - st.term_row0[k]) // st.term_q[k]
 
 
+@jit
+def _first_front(st, k):
+    """The first front of term k (when it is eliminated as fronts): the levels of the terms before it."""
+    first = 0
+    for kk in range(k):
+        first += _nlevels(st, kk)
+    return first
+
+
 @jit_inline
 def _level_blocks(a_front, a_tt, block, first, front_ptr, front_acol_ptr, q, p, g, zx, zy):
     """A's blocks of one level: Z_j'Z_j into g (flat), Z_j'X into zx, Z_j'y into zy.
@@ -59,9 +68,7 @@ def _nested_share(st, cp, k, covs):
     """
     share = np.zeros(_nlevels(st, k))
     first = 0  # first front of term l
-    front_k = 0
-    for kk in range(k):
-        front_k += _nlevels(st, kk)
+    front_k = _first_front(st, k)
     for l in range(k):
         count = _nlevels(st, l)
         if st.term_q[l] == 1:
@@ -117,9 +124,7 @@ def moment_start(st, cp, lower):
         share = _nested_share(st, cp, k, covs) if 0 < k < st.nprefix and q == 1 else np.zeros(0)
         explained = 0.0
         used = 0
-        front0 = 0  # the term's first front, when it has fronts
-        for kk in range(k):
-            front0 += _nlevels(st, kk)
+        front0 = _first_front(st, k)
         for j in range(nlev):
             if k < st.nprefix:
                 block, first = front0 + j, -1
