@@ -70,7 +70,7 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
         return False, value, 0, np.inf
     none = np.full((m, m), np.nan)
     settled = np.empty(m)
-    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, settled, none)
+    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, trial)
     if code != CONVERGED:
         return False, value, evals, np.inf
     grad = np.empty(m)
@@ -87,7 +87,7 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
                 probe[i] = 0.0
     if leave:
         # off the boundary along the directions that descend, then bounded steps
-        new_value, more, pg, code = minimize(probe, lower, st, cp, ws, reml, gtol, max_iter, settled, none)
+        new_value, more, pg, code = minimize(probe, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, probe)
         evals += more
         if code != CONVERGED:
             return False, value, evals, np.inf
@@ -98,10 +98,12 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
 
 
 @jit
-def _fit_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta):
+def _fit_from(start, hinv0, value0, grad0, st, cp, ws, reml, lower, gtol, max_iter, theta):
     """Unbounded minimisation from `start`, made canonical, then the boundary polish."""
     m = theta.shape[0]
-    value, evals, pg, code = minimize(start, np.full(m, -np.inf), st, cp, ws, reml, gtol, max_iter, theta, hinv0)
+    value, evals, pg, code = minimize(
+        start, np.full(m, -np.inf), st, cp, ws, reml, gtol, max_iter, theta, hinv0, value0, grad0
+    )
     canonical_theta(st, theta)
     if code == CONVERGED:
         replaced, new_value, more, new_pg = _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value)
@@ -116,41 +118,44 @@ def initial_guess(st, cp, ws, reml, lower):
     """The moment start and, where d is convex there, its inverse Hessian (else NaN).
 
     The Hessian comes from forward differences of the analytic gradient; with it the
-    quasi-Newton steps are good from the first one. Returns (start, hinv, evaluations).
+    quasi-Newton steps are good from the first one. Returns (start, hinv, evaluations,
+    d at the start, its gradient there), the last two for the minimiser's first step.
     """
     start = moment_start(st, cp, lower)
     m = start.shape[0]
     hinv = np.full((m, m), np.nan)
     base = np.empty(m)
     moved = np.empty(m)
-    if not np.isfinite(deviance_and_gradient(start, st, cp, ws, reml, base)):
-        return start, hinv, 1
+    value = deviance_and_gradient(start, st, cp, ws, reml, base)
+    if not np.isfinite(value):
+        return start, hinv, 1, value, base
     hess = np.empty((m, m))
     for i in range(m):
         h = 1e-5 * max(abs(start[i]), 1.0)
         step = start.copy()
         step[i] += h
         if not np.isfinite(deviance_and_gradient(step, st, cp, ws, reml, moved)):
-            return start, hinv, i + 2
+            return start, hinv, i + 2, value, base
         for j in range(m):
             hess[j, i] = (moved[j] - base[j]) / h
     hess = 0.5 * (hess + hess.T)
     if m > 0 and np.linalg.eigvalsh(hess)[0] > 0.0:
         hinv = np.ascontiguousarray(np.linalg.inv(hess))  # LAPACK returns Fortran order
-    return start, hinv, m + 1
+    return start, hinv, m + 1, value, base
 
 
 @jit
 def fit_theta(st, cp, ws, reml, lower, gtol, max_iter, theta):
     """θ̂ from the initial guess (see `fit_theta_from`)."""
-    start, hinv, guess_evals = initial_guess(st, cp, ws, reml, lower)
-    value, evals, pg, code = fit_theta_from(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta)
+    start, hinv, guess_evals, value0, grad0 = initial_guess(st, cp, ws, reml, lower)
+    value, evals, pg, code = fit_theta_from(start, hinv, value0, grad0, st, cp, ws, reml, lower, gtol, max_iter, theta)
     return value, evals + guess_evals, pg, code
 
 
 @jit
-def fit_theta_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta):
-    """θ̂ into `theta` from `start` (with inverse Hessian `hinv0`, or NaN for none).
+def fit_theta_from(start, hinv0, value0, grad0, st, cp, ws, reml, lower, gtol, max_iter, theta):
+    """θ̂ into `theta` from `start` (with inverse Hessian `hinv0`, or NaN for none; d there
+    and its gradient as `value0` and `grad0` when known, else NaN).
 
     θ is optimised without bounds: d depends on ΛΛ' only, so it is even in each column of λ,
     and a bound at 0 would be a trap — the gradient vanishes there by symmetry even where 0
@@ -160,7 +165,7 @@ def fit_theta_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta)
     criterion wins. Returns (criterion, evaluations, gradient norm, code).
     """
     m = theta.shape[0]
-    value, evals, pg, code = _fit_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta)
+    value, evals, pg, code = _fit_from(start, hinv0, value0, grad0, st, cp, ws, reml, lower, gtol, max_iter, theta)
     if code == CONVERGED:
         return value, evals, pg, code
     identity = np.zeros(m)
@@ -168,7 +173,7 @@ def fit_theta_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta)
         if lower[i] == 0.0:
             identity[i] = 1.0
     other = np.empty(m)
-    value2, evals2, pg2, code2 = _fit_from(identity, np.full((m, m), np.nan), st, cp, ws, reml, lower, gtol, max_iter, other)
+    value2, evals2, pg2, code2 = _fit_from(identity, np.full((m, m), np.nan), np.nan, identity, st, cp, ws, reml, lower, gtol, max_iter, other)
     if value2 < value:
         theta[:] = other
         return value2, evals + evals2, pg2, code2
@@ -179,29 +184,31 @@ def fit_theta_from(start, hinv0, st, cp, ws, reml, lower, gtol, max_iter, theta)
 def _information_inverse(theta, sigma, st, cp, ws, reml):
     """vcov of φ = (θ, σ): 2 H⁻¹ with H the Hessian of −2ℓ; NaN when H is not positive definite.
 
-    H is taken by forward differences of the analytic gradient around the optimum: m + 2
-    gradients, and a relative accuracy of about 1e-5, ample for standard errors. `ws` holds
-    the factor at θ (the first two gradients are taken from it).
+    H's θ columns are forward differences of the analytic gradient around the optimum: m + 1
+    gradients, and a relative accuracy of about 1e-5, ample for standard errors. Its σ column
+    needs no step of its own: ∂²/∂σ∂θᵢ is the σ row of the θᵢ column (H is symmetric), and
+    ∂²/∂σ² = −2ν/σ² + 6r²/σ⁴ exactly. `ws` holds the factor at θ (the first gradient is taken
+    from it).
     """
     m = theta.shape[0]
-    phi = np.empty(m + 1)
-    phi[:m] = theta
-    phi[m] = sigma
     hess = np.empty((m + 1, m + 1))
     base = np.empty(m + 1)
     moved = np.empty(m + 1)
+    d = ws.tt.shape[0]
+    r2 = ws.tt[d - 1, d - 1] ** 2
+    dof = float(st.n - st.p) if reml else float(st.n)
     factored_sigma_gradient(sigma, st, cp, ws, reml, base)
-    # the step in σ first: θ is unchanged, so it needs no factorisation of its own
-    for i in range(m, -1, -1):
-        h = 1e-5 * max(abs(phi[i]), 1.0) if i < m else 1e-5 * sigma
-        step = phi.copy()
+    for i in range(m):
+        h = 1e-5 * max(abs(theta[i]), 1.0)
+        step = theta.copy()
         step[i] += h
-        if i == m:
-            factored_sigma_gradient(step[m], st, cp, ws, reml, moved)
-        elif not sigma_gradient(step[:m], step[m], st, cp, ws, reml, moved):
+        if not sigma_gradient(step, sigma, st, cp, ws, reml, moved):
             return np.full((m + 1, m + 1), np.nan)
         for j in range(m + 1):
             hess[j, i] = (moved[j] - base[j]) / h
+    for j in range(m):
+        hess[j, m] = hess[m, j]
+    hess[m, m] = -2.0 * dof / sigma**2 + 6.0 * r2 / sigma**4
     hess = 0.5 * (hess + hess.T)
     values = np.linalg.eigvalsh(hess)
     if not values[0] > 0.0:
@@ -331,13 +338,14 @@ def estimates(st, cp, ws, reml, theta, est, se):
 
 
 @jit
-def fit_replicate(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta, est, se):
-    """Fit one data set by one method from `start` (and inverse Hessian `hinv`), θ̂ into `theta`.
+def fit_replicate(start, hinv, value0, grad0, st, cp, ws, reml, lower, gtol, max_iter, theta, est, se):
+    """Fit one data set by one method from `start` (and inverse Hessian `hinv`; d there and
+    its gradient as `value0` and `grad0` when known, else NaN), θ̂ into `theta`.
 
     `hinv` is overwritten with the inverse Hessian at the optimum. Returns (criterion,
     evaluations, converged, singular, status) with the codes of `kernels.status`.
     """
-    value, evals, pg, code = fit_theta_from(start, hinv, st, cp, ws, reml, lower, gtol, max_iter, theta)
+    value, evals, pg, code = fit_theta_from(start, hinv, value0, grad0, st, cp, ws, reml, lower, gtol, max_iter, theta)
     if not np.isfinite(value):
         est[:] = np.nan
         se[:] = np.nan
@@ -356,12 +364,14 @@ def fit_methods(st, cp, ws, reml_flags, lower, gtol, max_iter, i, out, thetas):
     and its inverse Hessian: ML and REML optima of the same data set are close.
     """
     estimate, std_error, objective, converged, singular, n_evals, status = out
-    start, hinv, guess_evals = initial_guess(st, cp, ws, reml_flags[0], lower)
+    start, hinv, guess_evals, value0, grad0 = initial_guess(st, cp, ws, reml_flags[0], lower)
     theta = np.empty(lower.shape[0])
     for j in range(reml_flags.shape[0]):
         value, evals, conv, sing, code = fit_replicate(
-            start, hinv, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[i, j], std_error[i, j]
+            start, hinv, value0, grad0, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[i, j],
+            std_error[i, j],
         )
+        value0 = np.nan  # the next method's criterion differs: its start is evaluated afresh
         if code != FAILED:
             start = theta.copy()
         thetas[j] = theta

@@ -31,11 +31,13 @@ def _projected_gradient_norm(theta, grad, lower):
 
 
 @jit
-def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta, hinv0):
+def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta, hinv0, value0, grad0):
     """Minimise d over θ ≥ lower from theta0; the result goes to `theta`.
 
     `hinv0` is a starting inverse Hessian (e.g. from a fit of the same data by another
-    method), or NaN-filled to start from the identity.
+    method), or NaN-filled to start from the identity. `value0` is d at theta0 (which must
+    then be within the bounds) with its gradient in `grad0`, when the caller has them
+    already, else NaN.
 
     Converged when |projected gradient| < gtol·(1 + |d|), or when no step lowers d any more
     and it is below 100 times that. Returns (d, evaluations, projected-gradient norm, code).
@@ -44,8 +46,13 @@ def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta, hinv0):
     for i in range(m):
         theta[i] = max(theta0[i], lower[i])
     grad = np.empty(m)
-    value = deviance_and_gradient(theta, st, cp, ws, reml, grad)
-    evals = 1
+    if np.isnan(value0):
+        value = deviance_and_gradient(theta, st, cp, ws, reml, grad)
+        evals = 1
+    else:
+        value = value0
+        grad[:] = grad0
+        evals = 0
     if not np.isfinite(value):
         return value, evals, np.inf, FAILED
     scaled = np.isfinite(hinv0).all()

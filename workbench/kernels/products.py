@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from workbench.kernels.options import jit, jit_inline
+from workbench.kernels.options import jit
 
 
 class CrossProducts(NamedTuple):
@@ -28,24 +28,58 @@ def _find(sorted_rows, start, stop, row):
 
 
 @jit
-def fill_products(codes, z, x, y, st, front0, a_front, a_tt):
-    """Every block of A from the data: see `_accumulate`."""
-    _accumulate(codes, z, x, y, st, front0, a_front, a_tt, False)
+def refresh_response(codes, z, x, y, st, front0, a_front, a_tt):
+    """Only the entries of A in the response row, for a new response `y`.
+
+    Z_k'y level by level for each term, then X'y and y'y: each entry sums its rows in row
+    order, as `fill_products` does, so the two agree bit for bit.
+    """
+    n = y.shape[0]
+    p = x.shape[1]
+    t0 = st.t0
+    d = a_tt.shape[0]
+    # a prefix term's level is a front; its response entries close its column block
+    nfront = st.front_term.shape[0]
+    ypos = np.empty(nfront, np.int64)
+    for f in range(nfront):
+        q = st.term_q[st.front_term[f]]
+        ypos[f] = st.front_acol_ptr[f] + (st.front_ptr[f + 1] - st.front_ptr[f] - 1) * q
+        for c in range(q):
+            a_front[ypos[f] + c] = 0.0
+    for j in range(d):
+        a_tt[d - 1, j] = 0.0
+    last = d - 1
+    for k in range(codes.shape[0]):
+        q = st.term_q[k]
+        if k < st.nprefix:
+            f0 = front0[k]
+            for i in range(n):
+                base = ypos[f0 + codes[k, i]]
+                for c in range(q):
+                    a_front[base + c] += y[i] * z[k, i, c]
+        else:
+            first = st.term_row0[k] - t0
+            for i in range(n):
+                row = first + codes[k, i] * q
+                for c in range(q):
+                    a_tt[last, row + c] += y[i] * z[k, i, c]
+    for j in range(p):
+        col = last - p + j
+        for i in range(n):
+            a_tt[last, col] += y[i] * x[i, j]
+    for i in range(n):
+        a_tt[last, last] += y[i] * y[i]
+    for j in range(last):
+        a_tt[j, last] = a_tt[last, j]
 
 
 @jit
-def refresh_response(codes, z, x, y, st, front0, a_front, a_tt):
-    """Only the entries of A in the response row, for a new response `y`: one pass over the rows."""
-    _accumulate(codes, z, x, y, st, front0, a_front, a_tt, True)
-
-
-@jit_inline
-def _accumulate(codes, z, x, y, st, front0, a_front, a_tt, y_only):
-    """Add every observation's outer product into the front column blocks and the trailing block.
+def fill_products(codes, z, x, y, st, front0, a_front, a_tt):
+    """Every block of A from the data: each observation's outer product added into the front
+    column blocks and the trailing block, one row at a time.
 
     codes (K, n) level of each row per term; z (K, n, qmax) the terms' columns; front0 (K,) the
-    first front of each prefix term. With `y_only`, only entries in the response row are
-    written (they are zeroed first). Two entry points, so each is compiled once.
+    first front of each prefix term.
     """
     nterms = codes.shape[0]
     n = y.shape[0]
@@ -58,21 +92,8 @@ def _accumulate(codes, z, x, y, st, front0, a_front, a_tt, y_only):
     m += p + 1
     rows = np.empty(m, np.int64)
     vals = np.empty(m)
-    nfront = st.front_term.shape[0]
-    if y_only:
-        for f in range(nfront):
-            lo, hi = st.front_ptr[f], st.front_ptr[f + 1]
-            q = st.term_q[st.front_term[f]]
-            base = st.front_acol_ptr[f] + (hi - lo - 1) * q
-            for c in range(q):
-                a_front[base + c] = 0.0
-        for j in range(d):
-            a_tt[d - 1, j] = 0.0
-            a_tt[j, d - 1] = 0.0
-    else:
-        a_front[:] = 0.0
-        a_tt[:, :] = 0.0
-    last = m - 1
+    a_front[:] = 0.0
+    a_tt[:, :] = 0.0
     front_ptr, front_rows, acol_ptr, term_q, term_row0 = st.front_ptr, st.front_rows, st.front_acol_ptr, st.term_q, st.term_row0
     for i in range(n):
         e = 0
@@ -99,9 +120,6 @@ def _accumulate(codes, z, x, y, st, front0, a_front, a_tt, y_only):
             block = acol_ptr[f]
             for c in range(q):
                 zc = vals[e_own + c]
-                if y_only:
-                    a_front[block + (hi - lo - 1) * q + c] += vals[last] * zc
-                    continue
                 for e2 in range(e_own, m):
                     pos = _find(front_rows, lo, hi, rows[e2])
                     a_front[block + pos * q + c] += vals[e2] * zc
@@ -109,15 +127,8 @@ def _accumulate(codes, z, x, y, st, front0, a_front, a_tt, y_only):
         # trailing block: pairs of entries that both fall in T (lower triangle, mirrored below)
         for e1 in range(e_own, m):
             r1 = rows[e1] - t0
-            if y_only:
-                a_tt[d - 1, r1] += vals[last] * vals[e1]
-                continue
             for e2 in range(e_own, e1 + 1):
                 a_tt[r1, rows[e2] - t0] += vals[e1] * vals[e2]
-    if y_only:
-        for j in range(d - 1):
-            a_tt[j, d - 1] = a_tt[d - 1, j]
-    else:
-        for r in range(d):
-            for c in range(r):
-                a_tt[c, r] = a_tt[r, c]
+    for r in range(d):
+        for c in range(r):
+            a_tt[c, r] = a_tt[r, c]
