@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from twins import dense_criterion
 from workbench.model.design import build_design
 from workbench.fitting.problem import Problem
+from workbench.fitting.structure import CrossProducts, build_structure, cross_products, front_starts, term_arrays
 from workbench.kernels.objective import deviance, deviance_and_gradient, make_workspace
+from workbench.kernels.products import fill_products, refresh_response
 
 FORMULAS = {
     "slopes": "y ~ 1 + x + (1 + x | g)",
@@ -87,3 +89,22 @@ def test_structure_chooses_fronts_for_nested_and_a_dense_block_for_crossed():
     assert nested.nprefix == 2 and len(nested.row_term) - nested.t0 == 3  # X (2 columns) and y
     crossed = Problem.build(build_design(FORMULAS["crossed"], data)).structure
     assert crossed.nprefix == 1 and len(crossed.row_term) - crossed.t0 == 4 + 3
+
+
+@pytest.mark.parametrize("family", sorted(FORMULAS))
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(40, 90))
+def test_refresh_response_equals_filling_every_block(family, seed, n):
+    """A new response's row of A, refreshed on the old products, is bit for bit the one of a full fill."""
+    design = build_design(FORMULAS[family], random_data(seed, n))
+    structure = build_structure(design)
+    codes, z = term_arrays(design)
+    front0 = front_starts(structure)
+    old = cross_products(design, structure)
+    y = np.random.default_rng(seed).normal(size=design.n) * 5.0
+    refreshed = CrossProducts(old.a_front.copy(), old.a_tt.copy())
+    refresh_response(codes, z, design.x, y, structure, front0, *refreshed)
+    filled = CrossProducts(np.zeros_like(old.a_front), np.zeros_like(old.a_tt))
+    fill_products(codes, z, design.x, y, structure, front0, *filled)
+    assert np.array_equal(refreshed.a_front, filled.a_front)
+    assert np.array_equal(refreshed.a_tt, filled.a_tt)

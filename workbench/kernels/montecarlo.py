@@ -70,7 +70,7 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
         return False, value, 0, np.inf
     none = np.full((m, m), np.nan)
     settled = np.empty(m)
-    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, trial)
+    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, np.empty(0))
     if code != CONVERGED:
         return False, value, evals, np.inf
     grad = np.empty(m)
@@ -87,7 +87,7 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
                 probe[i] = 0.0
     if leave:
         # off the boundary along the directions that descend, then bounded steps
-        new_value, more, pg, code = minimize(probe, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, probe)
+        new_value, more, pg, code = minimize(probe, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, np.empty(0))
         evals += more
         if code != CONVERGED:
             return False, value, evals, np.inf
@@ -173,7 +173,7 @@ def fit_theta_from(start, hinv0, value0, grad0, st, cp, ws, reml, lower, gtol, m
         if lower[i] == 0.0:
             identity[i] = 1.0
     other = np.empty(m)
-    value2, evals2, pg2, code2 = _fit_from(identity, np.full((m, m), np.nan), np.nan, identity, st, cp, ws, reml, lower, gtol, max_iter, other)
+    value2, evals2, pg2, code2 = _fit_from(identity, np.full((m, m), np.nan), np.nan, np.empty(0), st, cp, ws, reml, lower, gtol, max_iter, other)
     if value2 < value:
         theta[:] = other
         return value2, evals + evals2, pg2, code2

@@ -37,7 +37,7 @@ def minimize(theta0, lower, st, cp, ws, reml, gtol, max_iter, theta, hinv0, valu
     `hinv0` is a starting inverse Hessian (e.g. from a fit of the same data by another
     method), or NaN-filled to start from the identity. `value0` is d at theta0 (which must
     then be within the bounds) with its gradient in `grad0`, when the caller has them
-    already, else NaN.
+    already, else NaN (and `grad0` is not read).
 
     Converged when |projected gradient| < gtol·(1 + |d|), or when no step lowers d any more
     and it is below 100 times that. Returns (d, evaluations, projected-gradient norm, code).

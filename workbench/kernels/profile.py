@@ -304,5 +304,5 @@ def fixed_effect_point(b, st, cp, codes, z, x, y, x_held, front0, ws, lower, gto
             return np.inf, 1, FAILED
         return criterion(st, ws, ML), 1, CONVERGED
     hinv = np.full((m, m), np.nan)
-    value, evals, _, code = fit_theta_from(start, hinv, np.nan, start, st, cp, ws, ML, lower, gtol, max_iter, theta)
+    value, evals, _, code = fit_theta_from(start, hinv, np.nan, np.empty(0), st, cp, ws, ML, lower, gtol, max_iter, theta)
     return value, evals, code

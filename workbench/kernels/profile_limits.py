@@ -113,7 +113,7 @@ def profile_limits(st, cp, ws, reml, lower_bounds, gtol, max_iter, theta, est, s
     if reml:
         # lme4 profiles a REML fit through its ML refit
         value, _, _, code = fit_theta_from(
-            theta.copy(), np.full((m, m), np.nan), np.nan, theta, st, cp, ws, ML, lower_bounds, gtol, max_iter, theta_ml
+            theta.copy(), np.full((m, m), np.nan), np.nan, np.empty(0), st, cp, ws, ML, lower_bounds, gtol, max_iter, theta_ml
         )
         if code != CONVERGED or not np.isfinite(value):
             reason[:] = NOT_COMPUTABLE
