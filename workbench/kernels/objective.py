@@ -12,11 +12,10 @@ import numpy as np
 
 from workbench.kernels.lapack import LAPACK_MIN_SIZE, cholesky_lower_lapack, gram_lower_lapack, invert_lower_lapack
 from workbench.kernels.linalg import U, cholesky_lower, invert_lower
-from workbench.kernels.options import jit, jit_inline
+from workbench.kernels.fronts import fronts_factor, fronts_gradient, lower_rows, scale_rows
+from workbench.kernels.options import jit
 from workbench.kernels.scalar_fronts import (
     all_scalar,
-    scalar_front_inverse,
-    scalar_front_update,
     scalar_fronts_factor,
     scalar_gradient,
     scalar_trailing,
@@ -79,76 +78,6 @@ def _set_lambda(theta, st, lam):
         lam[st.theta_term[i], st.theta_row[i], st.theta_col[i]] = theta[i]
 
 
-@jit_inline
-def _scale_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
-    """dst[r, :ncol] = (Λ̃' src)[r, :ncol] over the rows of one front or of T (global `rows`).
-
-    `layout` is (row_term, row_comp, term_q): passing the whole structure by value to a
-    function called once per front costs more than a small front's arithmetic.
-    """
-    row_term, row_comp, term_q = layout
-    for r in range(rows.shape[0]):
-        k = row_term[rows[r]]
-        if k < 0:
-            for c in range(ncol):
-                dst[r * dst_stride + c] = src[r * src_stride + c]
-            continue
-        comp = row_comp[rows[r]]
-        base = r - comp
-        for c in range(ncol):
-            acc = 0.0
-            for c2 in range(comp, term_q[k]):
-                acc += lam[k, c2, comp] * src[(base + c2) * src_stride + c]
-            dst[r * dst_stride + c] = acc
-
-
-@jit_inline
-def _lower_rows(src, src_stride, rows, layout, lam, dst, dst_stride, ncol):
-    """dst[r, :ncol] = (Λ̃ src)[r, :ncol]: λ applied from the left, untransposed."""
-    row_term, row_comp, _ = layout
-    for r in range(rows.shape[0]):
-        k = row_term[rows[r]]
-        if k < 0:
-            for c in range(ncol):
-                dst[r * dst_stride + c] = src[r * src_stride + c]
-            continue
-        comp = row_comp[rows[r]]
-        base = r - comp
-        for c in range(ncol):
-            acc = 0.0
-            for c2 in range(comp + 1):
-                acc += lam[k, comp, c2] * src[(base + c2) * src_stride + c]
-            dst[r * dst_stride + c] = acc
-
-
-@jit_inline
-def _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g):
-    """The gradient terms of a front with one effect per level, in one pass over its rows.
-
-    The same sums as the general loops (own level: Σ_r A[r, f](Λ̃S)[r, f]; each later random
-    row (J, a): A[(J, a), f] λ_f S[(J, b), f]), without their scratch column and unit loops,
-    which cost more than the arithmetic in the small fronts of nested models.
-    """
-    row_term, row_comp, term_q = layout
-    lam_f = lam[k, 0, 0]
-    own = 0.0
-    for r in range(s):
-        kr = row_term[rows[r]]
-        if kr < 0:
-            own += acol[r] * sm[r]
-            continue
-        comp = row_comp[rows[r]]
-        base = r - comp
-        v = 0.0
-        for c2 in range(comp + 1):
-            v += lam[kr, comp, c2] * sm[base + c2]
-        own += acol[r] * v
-        if r > 0:
-            for b in range(term_q[kr]):
-                g[kr, comp, b] += acol[r] * lam_f * sm[base + b]
-    g[k, 0, 0] += own
-
-
 @jit
 def _trailing_rows(st):
     d = st.row_term.shape[0] - st.t0
@@ -170,66 +99,16 @@ def factorize(theta, st, cp, ws):
             return False
         return _trailing_cholesky(tt)
     layout = (st.row_term, st.row_comp, st.term_q)
-    ws.fronts[:] = 0.0
     trows = _trailing_rows(st)
     # Λ̃_T' A_TT Λ̃_T: scale the rows, transpose (A_TT is symmetric), scale the rows again
-    _scale_rows(cp.a_tt.reshape(-1), d, trows, layout, lam, ws.dense.reshape(-1), d, d)
+    scale_rows(cp.a_tt.reshape(-1), 0, d, trows, 0, d, layout, lam, ws.dense.reshape(-1), 0, d, d)
     ws.stt[:, :] = ws.dense.T
-    _scale_rows(ws.stt.reshape(-1), d, trows, layout, lam, ttf, d, d)
+    scale_rows(ws.stt.reshape(-1), 0, d, trows, 0, d, layout, lam, ttf, 0, d, d)
     for i in range(d):
         if st.row_term[st.t0 + i] >= 0:
             tt[i, i] += 1.0
-    tmp = ws.col.reshape(-1)
-    for f in range(st.front_term.shape[0]):
-        lo = st.front_ptr[f]
-        s = st.front_ptr[f + 1] - lo
-        k = st.front_term[f]
-        q = st.term_q[k]
-        rows = st.front_rows[lo : lo + s]
-        acc = ws.fronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]]
-        gathered = acc.shape[0] > 0
-        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
-        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
-        # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f, plus what the children passed up
-        for r in range(s):
-            for c in range(q):
-                v = 0.0
-                for c2 in range(c, q):
-                    v += acol[r * q + c2] * lam[k, c2, c]
-                tmp[r * q + c] = v
-        _scale_rows(tmp, q, rows, layout, lam, lf, q, q)
-        if gathered:
-            for r in range(s):
-                for c in range(q):
-                    lf[r * q + c] += acc[r * s + c]
-        for c in range(q):
-            lf[c * q + c] += 1.0
-        if not cholesky_lower(lf, q, q):
-            return False
-        for r in range(q, s):
-            for c in range(q):
-                v = lf[r * q + c]
-                for c2 in range(c):
-                    v -= lf[r * q + c2] * lf[c * q + c2]
-                lf[r * q + c] = v / lf[c * q + c]
-        parent = st.front_parent[f]
-        if parent >= 0:
-            stride = st.front_ptr[parent + 1] - st.front_ptr[parent]
-            target = ws.fronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]]
-        else:
-            stride = d
-            target = ttf
-        relpos = st.front_relpos[lo + q : lo + s]
-        if q == 1:
-            scalar_front_update(s, lf, acc, gathered, target, stride, relpos)
-            continue
-        for a in range(q, s):
-            pa = relpos[a - q] * stride
-            for b in range(q, a + 1):
-                v = acc[a * s + b] if gathered else 0.0
-                for c in range(q):
-                    v -= lf[a * q + c] * lf[b * q + c]
-                target[pa + relpos[b - q]] += v
+    if not fronts_factor(st, cp, ws):
+        return False
     return _trailing_cholesky(tt)
 
 
@@ -238,7 +117,7 @@ def _trailing_cholesky(tt):
     d = tt.shape[0]
     if d >= LAPACK_MIN_SIZE:
         return cholesky_lower_lapack(tt)
-    return cholesky_lower(tt.reshape(-1), d, d)
+    return cholesky_lower(tt.reshape(-1), 0, d, d)
 
 
 @jit
@@ -300,7 +179,7 @@ def _trailing_inverse(st, ws, w_fixed, w_y):
                 s[j, i] = acc
         return
     mf, sf = m.reshape(-1), s.reshape(-1)
-    invert_lower(tt.reshape(-1), d, d, mf, d)
+    invert_lower(tt.reshape(-1), 0, d, d, mf, d)
     # S = M'WM, lower triangle, as rank-one updates row k by row k (for each entry in the
     # order of k, as its dot product would add them): axpys that vectorise
     s[:, :] = 0.0
@@ -340,7 +219,7 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
     sttf = stt.reshape(-1)
     trows = _trailing_rows(st)
     # B = Λ̃_T S_TT; trailing levels collect Σ_c A[(J,a), c] B[c, (J,b)].
-    _lower_rows(sttf, d, trows, layout, lam, ws.dense.reshape(-1), d, d)
+    lower_rows(sttf, 0, d, trows, 0, d, layout, lam, ws.dense.reshape(-1), 0, d, d)
     bt = ws.dense
     for i in range(d):
         k = st.row_term[st.t0 + i]
@@ -354,102 +233,7 @@ def weighted_gradient(st, cp, ws, w_fixed, w_y, grad):
                 acc += cp.a_tt[i, c] * bt[c, base + b]
             g[k, a, b] += acc
 
-    y = ws.col.reshape(-1)
-    bcol = ws.col2.reshape(-1)
-    minv = ws.small[0].reshape(-1)
-    z = ws.small[1].reshape(-1)
-    for f in range(st.front_term.shape[0] - 1, -1, -1):
-        lo = st.front_ptr[f]
-        s = st.front_ptr[f + 1] - lo
-        k = st.front_term[f]
-        q = st.term_q[k]
-        rows = st.front_rows[lo : lo + s]
-        lf = ws.lcol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
-        sm = ws.scol[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
-        acol = cp.a_front[st.front_acol_ptr[f] : st.front_acol_ptr[f + 1]]
-        parent = st.front_parent[f]
-        if parent >= 0:
-            stride = st.front_ptr[parent + 1] - st.front_ptr[parent]
-            src = ws.sfronts[st.front_mat_ptr[parent] : st.front_mat_ptr[parent + 1]]
-        else:
-            stride = d
-            src = sttf
-        relpos = st.front_relpos[lo + q : lo + s]
-        if q == 1:
-            scalar_front_inverse(s, lf, sm, src, stride, relpos)
-        else:
-            # S_Rf = −S_RR L_Rf L_ff⁻¹, with S_RR read from the parent's S (or S_TT)
-            for a in range(q, s):
-                pa = relpos[a - q] * stride
-                for c in range(q):
-                    v = 0.0
-                    for b in range(q, s):
-                        v += src[pa + relpos[b - q]] * lf[b * q + c]
-                    y[(a - q) * q + c] = v
-            for a in range(q, s):
-                for c in range(q - 1, -1, -1):
-                    v = -y[(a - q) * q + c]
-                    for c2 in range(c + 1, q):
-                        v -= sm[a * q + c2] * lf[c2 * q + c]
-                    sm[a * q + c] = v / lf[c * q + c]
-            # S_ff = L_ff⁻ᵀ (L_ff⁻¹ − L_Rf' S_Rf)
-            invert_lower(lf, q, q, minv, q)
-            for c1 in range(q):
-                for c2 in range(q):
-                    v = minv[c1 * q + c2]
-                    for a in range(q, s):
-                        v -= lf[a * q + c1] * sm[a * q + c2]
-                    z[c1 * q + c2] = v
-            for c1 in range(q):
-                for c2 in range(q):
-                    v = 0.0
-                    for kk in range(q):
-                        v += minv[kk * q + c1] * z[kk * q + c2]
-                    sm[c1 * q + c2] = v
-            for c1 in range(q):
-                for c2 in range(c1):
-                    v = 0.5 * (sm[c1 * q + c2] + sm[c2 * q + c1])
-                    sm[c1 * q + c2] = v
-                    sm[c2 * q + c1] = v
-        # a front with children keeps S on its whole pattern for them to read
-        full = ws.sfronts[st.front_mat_ptr[f] : st.front_mat_ptr[f + 1]]
-        if full.shape[0] > 0:
-            for a in range(q, s):
-                pa = relpos[a - q] * stride
-                for b in range(q, s):
-                    full[a * s + b] = src[pa + relpos[b - q]]
-            for a in range(s):
-                for c in range(q):
-                    full[a * s + c] = sm[a * q + c]
-                    full[c * s + a] = sm[a * q + c]
-        if q == 1:
-            _scalar_front_gradient(k, s, rows, acol, sm, layout, lam, g)
-            continue
-        # The front's own level: Σ_r A[r, (f,a)] (Λ̃S)[r, (f,b)].
-        _lower_rows(sm, q, rows, layout, lam, bcol, q, q)
-        for a in range(q):
-            for b in range(q):
-                v = 0.0
-                for r in range(s):
-                    v += acol[r * q + a] * bcol[r * q + b]
-                g[k, a, b] += v
-        # Later random levels J in the front: Σ_{c∈f} A[(J,a), c] (λ_f S_{f,J})[c, b].
-        r = q
-        while r < s:
-            kj = st.row_term[rows[r]]
-            if kj < 0:
-                break
-            qj = st.term_q[kj]
-            for a in range(qj):
-                for b in range(qj):
-                    v = 0.0
-                    for c in range(q):
-                        ls = 0.0
-                        for c2 in range(c + 1):
-                            ls += lam[k, c, c2] * sm[(r + b) * q + c2]
-                        v += acol[(r + a) * q + c] * ls
-                    g[kj, a, b] += v
-            r += qj
+    fronts_gradient(st, cp, ws)
     for i in range(grad.shape[0]):
         grad[i] = 2.0 * g[st.theta_term[i], st.theta_row[i], st.theta_col[i]]
 

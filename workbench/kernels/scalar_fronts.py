@@ -2,7 +2,7 @@
 
 With one effect per level (random intercepts: nested, crossed or both) Λ̃ is diagonal, its
 entry on a row being the θ of the row's term (1 on the X and y rows), and every front has
-q = 1. The loops below are `workbench.kernels.objective`'s for that case, with the same
+q = 1. The loops below are `workbench.kernels.fronts`' for that case, with the same
 arithmetic in the same order, so the results are equal bit for bit; they index the flat
 buffers by offsets rather than slicing them, and scale rows by a vector rather than through
 the row layout, because in the small fronts of nested models that bookkeeping costs several
@@ -18,36 +18,6 @@ from workbench.kernels.options import jit, jit_inline
 # cost more than the arithmetic. Mixed with a signed integer an unsigned one becomes a float,
 # hence the unsigned ONE.
 ONE = U(1)
-
-
-@jit_inline
-def scalar_front_update(s, lf, acc, gathered, target, stride, relpos):
-    """Extend-add the update −L_Rf L_Rf' (plus the children's) of a front with one effect per level."""
-    for a in range(1, s):
-        pa = relpos[a - 1] * stride
-        la = lf[a]
-        if gathered:
-            for b in range(1, a + 1):
-                target[pa + relpos[b - 1]] += acc[a * s + b] - la * lf[b]
-        else:
-            for b in range(1, a + 1):
-                target[pa + relpos[b - 1]] -= la * lf[b]
-
-
-@jit_inline
-def scalar_front_inverse(s, lf, sm, src, stride, relpos):
-    """S on a front with one effect per level: S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l."""
-    diagonal = lf[0]
-    for a in range(1, s):
-        pa = relpos[a - 1] * stride
-        v = 0.0
-        for b in range(1, s):
-            v += src[pa + relpos[b - 1]] * lf[b]
-        sm[a] = -v / diagonal
-    v = 1.0 / diagonal
-    for a in range(1, s):
-        v -= lf[a] * sm[a]
-    sm[0] = v / diagonal
 
 
 @jit_inline

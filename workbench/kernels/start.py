@@ -139,7 +139,7 @@ def moment_start(st, cp, lower):
                     v -= zx[a, c] * beta[c]
                 zr[a] = v
             # a level whose columns are (nearly) collinear says nothing about Σ_k
-            if not cholesky_lower(g, q, q):
+            if not cholesky_lower(g, 0, q, q):
                 continue
             smallest = np.inf
             for a in range(q):
@@ -147,7 +147,7 @@ def moment_start(st, cp, lower):
             if smallest < 1e-8 * biggest:
                 continue
             # (Z_j'Z_j)⁻¹ = L⁻ᵀL⁻¹, and b_j = (Z_j'Z_j)⁻¹ Z_j'r
-            invert_lower(g, q, q, lower_inv, q)
+            invert_lower(g, 0, q, q, lower_inv, q)
             for a in range(q):
                 for c in range(q):
                     v = 0.0
