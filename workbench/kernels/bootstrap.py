@@ -9,7 +9,7 @@ import numpy as np
 from numba import prange
 
 from workbench.kernels.montecarlo import _components, fit_theta
-from workbench.kernels.objective import factorize, make_workspace, solve_effects
+from workbench.kernels.objective import factorize, make_workspace, residual_dof, solve_effects
 from workbench.kernels.options import jit, jit_parallel
 from workbench.kernels.products import CrossProducts, refresh_response
 from workbench.kernels.simulate import simulate_responses
@@ -30,7 +30,7 @@ def parameter_estimates(st, cp, ws, reml, theta, out):
     m = theta.shape[0]
     d = ws.tt.shape[0]
     r2 = ws.tt[d - 1, d - 1] ** 2
-    sigma = np.sqrt(r2 / (float(st.n - p) if reml else float(st.n)))
+    sigma = np.sqrt(r2 / residual_dof(st, reml))
     solution = solve_effects(st, ws)
     nrandom = solution.shape[0] - p
     for a in range(p):

@@ -15,6 +15,7 @@ from workbench.kernels.objective import (
     factored_sigma_gradient,
     factorize,
     make_workspace,
+    residual_dof,
     sigma_gradient,
     solve_effects,
 )
@@ -196,7 +197,7 @@ def _information_inverse(theta, sigma, st, cp, ws, reml):
     moved = np.empty(m + 1)
     d = ws.tt.shape[0]
     r2 = ws.tt[d - 1, d - 1] ** 2
-    dof = float(st.n - st.p) if reml else float(st.n)
+    dof = residual_dof(st, reml)
     factored_sigma_gradient(sigma, st, cp, ws, reml, base)
     for i in range(m):
         h = 1e-5 * max(abs(theta[i]), 1.0)
@@ -306,7 +307,7 @@ def estimates(st, cp, ws, reml, theta, est, se):
     m = theta.shape[0]
     d = ws.tt.shape[0]
     r2 = ws.tt[d - 1, d - 1] ** 2
-    sigma2 = r2 / (float(st.n - p) if reml else float(st.n))
+    sigma2 = r2 / residual_dof(st, reml)
     sigma = np.sqrt(sigma2)
     solution = solve_effects(st, ws)
     nrandom = solution.shape[0] - p

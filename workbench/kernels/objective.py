@@ -121,18 +121,20 @@ def _trailing_cholesky(tt):
 
 
 @jit
+def residual_dof(st, reml):
+    """The residual degrees of freedom of the criterion: n − p for REML, n for ML."""
+    return float(st.n - st.p) if reml else float(st.n)
+
+
+@jit
 def _weights(st, reml):
     """Weights of 2·log diag(L) on the fixed-effect rows and on the response row."""
-    n, p = st.n, st.p
-    if reml:
-        return 1.0, float(n - p)
-    return 0.0, float(n)
+    return (1.0 if reml else 0.0), residual_dof(st, reml)
 
 
 @jit
 def criterion(st, ws, reml):
     """The deviance (ML) or REML criterion from the factor in `ws`."""
-    n, p = st.n, st.p
     logdet = 0.0
     for f in range(st.front_term.shape[0]):
         q = st.term_q[st.front_term[f]]
@@ -145,7 +147,7 @@ def criterion(st, ws, reml):
         if st.row_term[st.t0 + i] >= 0 or reml:
             logdet += 2.0 * np.log(tt[i, i])
     r2 = tt[d - 1, d - 1] ** 2
-    dof = float(n - p) if reml else float(n)
+    dof = residual_dof(st, reml)
     return logdet + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
 
 
@@ -300,6 +302,6 @@ def factored_sigma_gradient(sigma, st, cp, ws, reml, out):
     m = out.shape[0] - 1
     d = ws.tt.shape[0]
     r2 = ws.tt[d - 1, d - 1] ** 2
-    dof = float(st.n - st.p) if reml else float(st.n)
+    dof = residual_dof(st, reml)
     weighted_gradient(st, cp, ws, 1.0 if reml else 0.0, r2 / sigma**2, out[:m])
     out[m] = 2.0 * dof / sigma - 2.0 * r2 / sigma**3

@@ -26,7 +26,7 @@ scalars only, so that a loop over parameters or profile points can run in nopyth
 import numpy as np
 
 from workbench.kernels.montecarlo import SNAP, canonical_theta, fit_theta_from
-from workbench.kernels.objective import criterion, factorize, weighted_gradient
+from workbench.kernels.objective import criterion, factorize, residual_dof, weighted_gradient
 from workbench.kernels.options import jit
 from workbench.kernels.products import refresh_response
 from workbench.kernels.status import CONVERGED, FAILED, ITERATION_LIMIT, STALLED
@@ -123,7 +123,7 @@ def profile_criterion(psi, mode, k, i, j, value, st, cp, ws, reml, theta, grad):
         return np.inf
     d = ws.tt.shape[0]
     r2 = ws.tt[d - 1, d - 1] ** 2
-    dof = float(st.n - st.p) if reml else float(st.n)
+    dof = residual_dof(st, reml)
     w_fixed = 1.0 if reml else 0.0
     profiled = criterion(st, ws, reml)
     if mode == SIGMA or mode == SD:

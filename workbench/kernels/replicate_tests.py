@@ -10,7 +10,7 @@ coefficients. p-values follow in Python from statistic and df.
 import numpy as np
 
 from workbench.kernels.ddf import kenward_roger_coefficients, satterthwaite_coefficients
-from workbench.kernels.objective import factorize
+from workbench.kernels.objective import factorize, residual_dof
 from workbench.kernels.options import jit
 from workbench.kernels.reasons import COMPUTED, NOT_COMPUTABLE
 
@@ -36,7 +36,7 @@ def fixed_effect_tests(st, cp, ws, reml, theta, est, se, requests, statistic, df
     if (wanted[SATTERTHWAITE] or wanted[KENWARD_ROGER]) and factorize(theta, st, cp, ws):
         d = ws.tt.shape[0]
         r2 = ws.tt[d - 1, d - 1] ** 2
-        sigma = np.sqrt(r2 / (float(st.n - p) if reml else float(st.n)))
+        sigma = np.sqrt(r2 / residual_dof(st, reml))
         if wanted[SATTERTHWAITE]:
             satterthwaite_coefficients(theta.copy(), sigma, st, cp, ws, reml, satt_df)
         if wanted[KENWARD_ROGER]:
