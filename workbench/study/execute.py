@@ -13,7 +13,6 @@ import xarray as xr
 
 from workbench.errors import StudyError
 from workbench.results.summarise import summarise, timing
-from workbench.study.cluster import probe_scheduler, run_on_cluster
 from workbench.study.coldstart import cold_start_line, kernels_cached
 from workbench.study.resources import check_store
 from workbench.study.integrity import INPUTS_ATTR, check_inputs, damaged_units, describe_inputs
@@ -42,6 +41,8 @@ def run_study(
     outline = check_study(study)
     check_store(len(study.points()), study.replicates, len(study.fits), len(outline.labels), out)
     if scheduler is not None:
+        from workbench.study.cluster import probe_scheduler  # here: only a run on a cluster needs it
+
         probe_scheduler(scheduler)
     store = ReplicateStore(out)
     if fresh:
@@ -76,6 +77,8 @@ def run_study(
     if scheduler is None:
         executor = run_locally(study, todo, chunk_size)
     else:
+        from workbench.study.cluster import run_on_cluster
+
         executor = run_on_cluster(
             study, todo, chunk_size, scheduler, threads=workers, notify=lambda text: _say(quiet, text)
         )
