@@ -157,7 +157,14 @@ NETCDF_ENGINE = "h5netcdf"
 def write_summary(data: xr.Dataset, path: Path) -> None:
     """Write a summary (or the timings) as netCDF4, atomically (a temporary file, then renamed)."""
     temporary = path.with_name(path.name + ".tmp")
-    data.to_netcdf(temporary, engine=NETCDF_ENGINE)
+    # Through h5netcdf's store, as to_netcdf does, but without its look for a dask scheduler,
+    # which imports dask.distributed (0.4 s) when dask is installed; the data are in memory,
+    # and h5py serialises its own calls (xarray's HDF5 lock is there for netCDF4-python).
+    store = xr.backends.H5NetCDFStore.open(str(temporary), mode="w", lock=False)
+    try:
+        data.dump_to_store(store)
+    finally:
+        store.close()
     temporary.replace(path)
 
 
