@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize as scipy_optimize
 from scipy import special
 
 from workbench import arguments
@@ -259,8 +258,10 @@ def _limit(profile, estimate: float, step: float, bound: float, side: int, z: fl
         step *= 2.0
     else:
         return bound if np.isfinite(bound) else side * np.inf
+    from scipy.optimize import brentq  # here: only profile limits need it, and it takes 0.1 s to import
+
     scale = max(abs(estimate), abs(value - previous), 1e-12)
-    return scipy_optimize.brentq(
+    return brentq(
         lambda t: profile.zeta(t) - side * z, min(previous, value), max(previous, value), xtol=1e-10 * scale, rtol=1e-12
     )
 
