@@ -323,14 +323,25 @@ TABLE_WIDTH = 100
 
 def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool) -> str:
     """Heading (the point's grid factor values, fit shares) and table of one design point."""
+    cell = cell.load()  # a summary opened lazily is read once here, not cell by cell below
+    analyses = [str(m) for m in cell["analysis"].values]
+    params = [str(p) for p in cell["param"].values]
+    # Cells by position in the plain arrays: a label lookup through xarray takes a millisecond or two.
+    positions = {
+        "analysis": {m: i for i, m in enumerate(analyses)},
+        "param": {p: i for i, p in enumerate(params)},
+    }
+
+    def value(name: str, index: dict) -> float:
+        variable = cell.variables[name]
+        return variable.values[tuple(positions[dim][index[dim]] for dim in variable.dims)]
 
     def text(name: str, index: dict, scale: float = 1, mcse: bool = True) -> str:
-        shown = _with_mcse(scale * cell[name].sel(index), scale * cell[f"{name}_mcse"].sel(index))
+        shown = _with_mcse(scale * value(name, index), scale * value(f"{name}_mcse", index))
         return shown if mcse else shown.split(" (")[0]
 
     settings = ", ".join(f"{name} = {_plain(cell[name].values)}" for name in factors)
     heading = f"point {_plain(cell['point'].values)}" + (f": {settings}" if settings else "")
-    analyses = [str(m) for m in cell["analysis"].values]
     lines = [heading]
     for name, title in (("converged_share", "converged"), ("singular_share", "singular")):
         shares = ", ".join(f"{m} {text(name, {'analysis': m})}" for m in analyses)
@@ -342,11 +353,10 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool)
     )
     lines += textwrap.wrap(note, TABLE_WIDTH, subsequent_indent="  ")
     columns = _WIDE if wide else _COMPACT
-    params = [str(p) for p in cell["param"].values]
     if wide:
         header = ["parameter", "analysis", "truth", *(title for _, title, _ in columns)]
         rows = [
-            [param, m, _plain(cell["truth"].sel(param=param).values)]
+            [param, m, _plain(value("truth", {"param": param}))]
             + [text(name, {"analysis": m, "param": param}, scale) for name, _, scale in columns]
             for param in params
             for m in analyses
@@ -355,7 +365,7 @@ def _format_point(cell: xr.Dataset, factors: list[str], subset: str, wide: bool)
     header = ["", *(title for _, title, _ in columns)]
     rows, titles = [], {}
     for param in params:
-        titles[len(rows)] = f"{param}, truth {_plain(cell['truth'].sel(param=param).values)}"
+        titles[len(rows)] = f"{param}, truth {_plain(value('truth', {'param': param}))}"
         for m in analyses:
             rows.append(
                 [f"  {m}"]
