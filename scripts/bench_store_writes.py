@@ -1,10 +1,12 @@
-"""Cost of writing one work unit into a study's store, against writing it through zarr.
+"""Cost per work unit of writing a study's store: chunks of 8 units, of one unit, and through zarr.
 
 A store of 4 points × `--units` units of 64 replicates, 2 analyses × 6 parameters (the arrays
-of `PER_FIT`), is created in `--dir`; every unit is written with `ReplicateStore.write_unit`
-(chunk files written directly, then the mark), and, in a second store, through zarr the way
-the store wrote before (the group opened per unit, one assignment per array, then the mark).
-Wall and CPU milliseconds per unit are reported.
+of `PER_FIT`), is created in `--dir` three times: with chunks of 8 units, written as a run
+writes them (`UnitBatches`: a chunk's files once all its units are done, then their marks);
+with chunks of one unit, each written as it finishes; and with chunks of one unit written
+through zarr (the group opened per unit, one assignment per array, then the mark). Wall and
+CPU milliseconds per unit are reported. Creating a file is what costs: on some machines
+nearly a millisecond.
 
     python scripts/bench_store_writes.py [--dir /tmp/bench_store] [--units 64]
 """
@@ -22,13 +24,14 @@ import numpy as np
 import zarr
 
 from workbench.model.parameters import ParameterLabel
+from workbench.study.batches import UnitBatches
 from workbench.study.integrity import unit_digest
 from workbench.study.store import ReplicateStore, StoreLayout
 
 CHUNK, POINTS = 64, 4
 
 
-def layout(units: int) -> StoreLayout:
+def layout(units: int, units_per_chunk: int) -> StoreLayout:
     labels = tuple(ParameterLabel(f"beta[x{i}]", "fixed", "", f"x{i}", "value") for i in range(6))
     return StoreLayout(
         npoints=POINTS,
@@ -41,6 +44,7 @@ def layout(units: int) -> StoreLayout:
         factors={"layout.subjects": list(range(POINTS))},
         truth=np.zeros((POINTS, 6)),
         attrs={},
+        units_per_chunk=units_per_chunk,
     )
 
 
@@ -60,7 +64,7 @@ def unit_results(rng) -> dict[str, np.ndarray]:
 
 
 def through_zarr(store: ReplicateStore, point: int, chunk: int, start: int, results: dict) -> None:
-    """A unit written through zarr, then its mark: `write_unit` before it wrote chunk files itself."""
+    """A unit written through zarr, then its mark."""
     group = zarr.open_group(store.path, mode="a")
     stored = {}
     for name, values in results.items():
@@ -72,11 +76,27 @@ def through_zarr(store: ReplicateStore, point: int, chunk: int, start: int, resu
     os.replace(temporary, mark)
 
 
+def batched(store: ReplicateStore, data: list) -> None:
+    """Every unit of `data` held until its chunk is whole, as a run writes them."""
+    batches = UnitBatches(store, store.open().sizes["replicate"], set())
+    for (point, chunk), results in data:
+        batches.add(point, chunk, results)
+
+
+def one_by_one(write):
+    """Every unit of `data` written by `write(store, point, chunk, start, results)` as it comes."""
+
+    def writes(store: ReplicateStore, data: list) -> None:
+        for (point, chunk), results in data:
+            write(store, point, chunk, chunk * CHUNK, results)
+
+    return writes
+
+
 def timed(write, store: ReplicateStore, data: list) -> tuple[float, float]:
     """Wall and CPU milliseconds per unit of writing every unit of `data`."""
     wall, cpu = time.perf_counter(), time.process_time()
-    for (point, chunk), results in data:
-        write(store, point, chunk, chunk * CHUNK, results)
+    write(store, data)
     count = len(data)
     return 1000 * (time.perf_counter() - wall) / count, 1000 * (time.process_time() - cpu) / count
 
@@ -88,13 +108,15 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(1)
     data = [((p, c), unit_results(rng)) for p in range(POINTS) for c in range(args.units)]
-    for label, write in (("write_unit", ReplicateStore.write_unit), ("through zarr", through_zarr)):
+    direct = one_by_one(lambda store, point, chunk, start, results: store.write_units(point, {chunk: results}))
+    ways = (("8 units a chunk", 8, batched), ("1 unit a chunk", 1, direct), ("through zarr", 1, one_by_one(through_zarr)))
+    for label, per, write in ways:
         folder = args.dir / label.replace(" ", "_")
         shutil.rmtree(folder, ignore_errors=True)
         store = ReplicateStore(folder)
-        store.create(layout(args.units))
+        store.create(layout(args.units, per))
         wall, cpu = timed(write, store, data)
-        print(f"{label:>12}: {wall:6.2f} ms per unit ({cpu:.2f} ms CPU), {len(data)} units of {CHUNK} replicates")
+        print(f"{label:>15}: {wall:6.2f} ms per unit ({cpu:.2f} ms CPU), {len(data)} units of {CHUNK} replicates")
     shutil.rmtree(args.dir, ignore_errors=True)
 
 

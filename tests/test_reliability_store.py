@@ -111,7 +111,8 @@ def test_overwritten_bytes_are_found_and_computed_again(complete, capsys):
     chunk.write_bytes(data)
     (out / "summary.nc").unlink()
     assert run(path, out) == 0
-    assert "1 finished unit(s) damaged or missing" in capsys.readouterr().err
+    # a chunk holds both units of its point (10 replicates, 5 per unit)
+    assert "2 finished unit(s) damaged or missing" in capsys.readouterr().err
     same(arrays(out), reference)
 
 
@@ -120,7 +121,7 @@ def test_deleted_chunks_are_computed_again_even_when_complete(complete, capsys):
     for chunk in _chunk_files(out, "objective")[:2]:
         chunk.unlink()
     assert run(path, out) == 0
-    assert "2 finished unit(s) damaged or missing" in capsys.readouterr().err
+    assert "4 finished unit(s) damaged or missing" in capsys.readouterr().err  # two chunks of two units
     same(arrays(out), reference)
 
 
@@ -256,18 +257,41 @@ def test_a_store_larger_than_the_disk_is_one_line(tmp_path, capsys, monkeypatch)
 def test_a_full_disk_while_writing_is_one_line_and_resumable(complete, tmp_path, capsys, monkeypatch):
     path, _, reference = complete
     out = tmp_path / "full"
-    real = ReplicateStore.write_unit
+    real = ReplicateStore.write_units
     calls = []
 
-    def write_unit(self, *args):
+    def write_units(self, *args):
         calls.append(args)
         if len(calls) == 2:
             raise OSError(28, "No space left on device", str(self.path))
         return real(self, *args)
 
-    monkeypatch.setattr(ReplicateStore, "write_unit", write_unit)
+    monkeypatch.setattr(ReplicateStore, "write_units", write_units)
     assert run(path, out) == 2
     assert capsys.readouterr().err == f"error: cannot write the results ({out / 'replicates.zarr'}): No space left on device; rerun to resume\n"
-    monkeypatch.setattr(ReplicateStore, "write_unit", real)
+    monkeypatch.setattr(ReplicateStore, "write_units", real)
     assert run(path, out) == 0
     same(arrays(out), reference)
+
+
+def test_an_interrupted_run_keeps_the_units_it_finished_in_an_unfinished_chunk(complete, tmp_path, monkeypatch):
+    from workbench.study import execute
+    from workbench.study.spec import load_study
+
+    path, _, reference = complete
+    out = tmp_path / "interrupted"
+    real = execute.run_locally
+
+    def interrupted(*args):
+        units = real(*args)
+        yield next(units)  # the first of the two units of point 0's chunk, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(execute, "run_locally", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        execute.run_study(load_study(path), out)
+    assert ReplicateStore(out).done_units() == {(0, 0)}
+    monkeypatch.setattr(execute, "run_locally", real)
+    execute.run_study(load_study(path), out)  # the chunk is completed around the kept unit
+    same(arrays(out), reference)
+    assert ReplicateStore(out).done_units() == {(0, 0), (0, 1), (1, 0), (1, 1)}

@@ -1,4 +1,5 @@
-"""A unit's chunk files, written directly, are byte for byte those zarr writes; other layouts go through zarr."""
+"""Chunk files, written directly, are byte for byte those zarr writes, however the units of a
+chunk arrive; other layouts go through zarr."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from workbench.study.store import ReplicateStore, StoreLayout
 REPLICATES, CHUNK, POINTS = 10, 4, 2  # the last chunk of each point is short: 2 of 4 replicates
 
 
-def layout() -> StoreLayout:
+def layout(units_per_chunk: int = 1) -> StoreLayout:
     labels = tuple(ParameterLabel(f"beta[x{i}]", "fixed", "", f"x{i}", "value") for i in range(3))
     return StoreLayout(
         npoints=POINTS,
@@ -26,6 +27,7 @@ def layout() -> StoreLayout:
         factors={"layout.subjects": [8, 12]},
         truth=np.zeros((POINTS, 3)),
         attrs={},
+        units_per_chunk=units_per_chunk,
     )
 
 
@@ -78,7 +80,7 @@ def test_chunk_files_are_those_zarr_writes(tmp_path):
     group = zarr.open_group(plain.path, mode="a")
     for results in rounds():
         for (point, chunk), values in results.items():
-            fast.write_unit(point, chunk, chunk * CHUNK, values)
+            fast.write_units(point, {chunk: values})
             for name, array in values.items():
                 group[name][point, chunk * CHUNK : chunk * CHUNK + len(array)] = array
     assert all(isinstance(writer, ChunkFiles) for writer in fast._writers.values())
@@ -101,16 +103,40 @@ def test_other_codecs_are_written_through_zarr(tmp_path, monkeypatch):
     store.create(layout())
     last = rounds()[-1]
     for (point, chunk), values in last.items():
-        store.write_unit(point, chunk, chunk * CHUNK, values)
+        store.write_units(point, {chunk: values})
     assert all(isinstance(writer, ZarrWrites) for writer in store._writers.values())
     data = store.open().load()
     for (point, chunk), values in last.items():
         np.testing.assert_array_equal(data["estimate"].values[point, chunk * CHUNK :][: len(values["estimate"])], values["estimate"])
 
 
-def test_a_unit_that_is_not_one_chunk_is_refused(tmp_path):
+@pytest.mark.parametrize("groups", [[[0, 1, 2]], [[1], [0, 2]], [[2], [0], [1]]])
+def test_units_sharing_a_chunk_are_written_as_zarr_would_in_any_grouping(tmp_path, groups):
+    fast, plain = ReplicateStore(tmp_path / "fast"), ReplicateStore(tmp_path / "plain")
+    fast.create(layout(units_per_chunk=3))
+    plain.create(layout(units_per_chunk=3))
+    group = zarr.open_group(plain.path, mode="a")
+    for results in rounds():
+        for point in range(POINTS):
+            for units in groups:
+                fast.write_units(point, {chunk: results[point, chunk] for chunk in units})
+                for chunk in units:
+                    for name, array in results[point, chunk].items():
+                        group[name][point, chunk * CHUNK : chunk * CHUNK + len(array)] = array
+            assert {mark.name for mark in fast.progress.iterdir()} >= {f"p{point}-c{chunk}" for chunk in range(3)}
+    assert all(isinstance(writer, ChunkFiles) for writer in fast._writers.values())
+    written = chunk_files(fast)
+    assert written == chunk_files(plain)
+    assert sorted(name for name in written if name.startswith("estimate/")) == ["estimate/c/0/0/0/0", "estimate/c/1/0/0/0"]
+    assert fast.open().done.all()
+
+
+def test_units_that_do_not_fit_the_store_are_refused(tmp_path):
     store = ReplicateStore(tmp_path / "s")
-    store.create(layout())
-    values = unit_results(np.random.default_rng(0), CHUNK)
-    with pytest.raises(ValueError, match="estimate: a unit must fill exactly one chunk"):
-        store.write_unit(0, 0, 1, values)
+    store.create(layout(units_per_chunk=2))
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="estimate: unit 0 of point 0 has 5 replicates, not 4"):
+        store.write_units(0, {0: unit_results(rng, CHUNK + 1)})
+    with pytest.raises(ValueError, match=r"units \[1, 2\] of point 0 are not in one chunk of 2 units"):
+        store.write_units(0, {1: unit_results(rng, CHUNK), 2: unit_results(rng, 2)})
+    assert not store.done_units()

@@ -1,8 +1,8 @@
-"""Write a work unit's chunk of a store array as one file, without zarr's per-write machinery.
+"""Write a whole chunk of a store array as one file, without zarr's per-write machinery.
 
 Opening the group and assigning through zarr costs about as much as computing a unit; the
 chunk file itself is simple. For the layout `ReplicateStore.create` makes — a regular grid
-whose chunk is one point and one unit's replicates, default chunk keys, codecs bytes
+whose chunk is one point and a run of replicates, default chunk keys, codecs bytes
 (little-endian), Zstandard level 0 without checksum, then CRC32C — a chunk file is the C-order
 chunk (padded with the fill value when the last chunk is short), compressed by the same
 numcodecs Zstd that zarr's ZstdCodec calls, followed by the little-endian CRC32C of the
@@ -32,14 +32,30 @@ _LITTLE = {"name": "bytes", "configuration": {"endian": "little"}}
 _COMPRESSION = [{"name": "zstd", "configuration": {"level": 0, "checksum": False}}, {"name": "crc32c"}]
 
 
-class ChunkFiles:
-    """Writes whole unit chunks of one array straight to their files."""
+class ZarrWrites:
+    """Writes chunks of one array through zarr: for a layout `ChunkFiles` does not know."""
+
+    def __init__(self, array: zarr.Array):
+        self.array = array
+        self.dtype = array.dtype
+        self.shape = array.shape
+
+    def write(self, point: int, start: int, values: np.ndarray) -> None:
+        """Write replicates `start`… of `point`."""
+        self.array[point, start : start + len(values)] = values
+
+    def read(self, point: int, start: int, stop: int) -> np.ndarray:
+        """Replicates [start, stop) of `point` as stored (the fill value where nothing was written)."""
+        return self.array[point, start:stop]
+
+
+class ChunkFiles(ZarrWrites):
+    """Writes whole chunks of one array straight to their files (and reads them through zarr)."""
 
     def __init__(self, array: zarr.Array, folder: Path):
+        super().__init__(array)
         metadata = array.metadata
-        self.dtype = array.dtype
         self.folder = folder
-        self.shape = array.shape
         self.blank = np.full(metadata.chunk_grid.chunk_shape, metadata.fill_value, self.dtype)
         self.encode_key = metadata.encode_chunk_key
         self.write_empty = array.config.write_empty_chunks
@@ -49,7 +65,7 @@ class ChunkFiles:
         rows = self.blank.shape[1]
         expected = (min(rows, self.shape[1] - start), *self.blank.shape[2:])
         if not 0 <= point < self.shape[0] or start % rows or values.shape != expected:
-            raise ValueError(f"{self.folder.name}: a unit must fill exactly one chunk")
+            raise ValueError(f"{self.folder.name}: the values must fill exactly one chunk")
         chunk = self.blank.copy()
         chunk[0, : len(values)] = values
         path = self.folder / self.encode_key((point, start // rows) + (0,) * (chunk.ndim - 2))
@@ -58,18 +74,6 @@ class ChunkFiles:
             return
         compressed = _ZSTD.encode(np.ascontiguousarray(chunk, self.dtype.newbyteorder("<")))
         _replace(path, compressed + struct.pack("<I", google_crc32c.value(compressed)))
-
-
-class ZarrWrites:
-    """Writes unit chunks of one array through zarr: for a layout `ChunkFiles` does not know."""
-
-    def __init__(self, array: zarr.Array):
-        self.array = array
-        self.dtype = array.dtype
-
-    def write(self, point: int, start: int, values: np.ndarray) -> None:
-        """Write replicates `start`… of `point`."""
-        self.array[point, start : start + len(values)] = values
 
 
 def unit_writers(path: Path, names) -> dict[str, ChunkFiles | ZarrWrites]:

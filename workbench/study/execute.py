@@ -13,6 +13,7 @@ import xarray as xr
 
 from workbench.errors import StudyError
 from workbench.results.summarise import summarise, timing
+from workbench.study.batches import UnitBatches
 from workbench.study.coldstart import cold_start_line, kernels_cached
 from workbench.study.resources import check_store
 from workbench.study.integrity import INPUTS_ATTR, check_inputs, damaged_units, describe_inputs
@@ -82,13 +83,17 @@ def run_study(
         executor = run_on_cluster(
             study, todo, chunk_size, scheduler, threads=workers, notify=lambda text: _say(quiet, text)
         )
+    batches = UnitBatches(store, study.replicates, done)
     try:
         with contextlib.closing(executor) as units:
             for point, chunk, results in units:
-                store.write_unit(point, chunk, chunk * chunk_size, results)
+                batches.add(point, chunk, results)
                 progress.advance(len(results["objective"]))
+    except BaseException:
+        batches.flush()  # also on Ctrl-C: every finished unit is kept
+        raise
     finally:
-        # also on Ctrl-C: the bar is finished before the command says it was interrupted
+        # the bar is finished before the command says it was interrupted
         progress.close()
     raw = store.open()
     summary = summarise(raw, study.level, study.alpha)
@@ -148,6 +153,9 @@ def _without_replicates(text: str) -> dict:
     return document
 
 
+# Replicates per chunk of the store's arrays (a multiple of the unit): a few files per 512
+# replicates, where creating a file costs as much as several fits.
+CHUNK_REPLICATES = 512
 SUMMARY_FILE = "summary.nc"
 TIMING_FILE = "timing.nc"
 # netCDF4 (HDF5) through h5netcdf: 64-bit integers, and every common engine opens it.
@@ -199,6 +207,7 @@ def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
         estimator=tuple(method for _, method, _ in fits),
         labels=outline.labels,
         chunk_size=study.execution.chunk_size,
+        units_per_chunk=units_per_chunk(study.execution.chunk_size, study.replicates),
         factors={path: [point.factors[path] for point in points] for path in study.grid},
         truth=outline.truth,
         attrs={
@@ -212,6 +221,12 @@ def _store_layout(study: Study, outline: StudyOutline) -> StoreLayout:
         tests=outline.tests,
         intervals=outline.intervals,
     )
+
+
+def units_per_chunk(chunk_size: int, replicates: int) -> int:
+    """Units per chunk of the store: as many as make up CHUNK_REPLICATES replicates, but not
+    more than a point has (a store extended later keeps its chunks)."""
+    return max(1, min(CHUNK_REPLICATES // chunk_size, -(-replicates // chunk_size)))
 
 
 def _say(quiet: bool, text: str) -> None:

@@ -1,13 +1,15 @@
 """The raw results of a study: a Zarr store written chunk by chunk, and its completion marks.
 
-`DIR/replicates.zarr` holds dims (point, replicate, analysis, param); every array is chunked
-one work unit — one point, `chunk_size` replicates — per chunk, so a unit writes its own
-chunk files and nothing else (directly, each atomically: `workbench.study.chunks`). After a
-unit's data is written, a file `DIR/progress/p<point>-c<chunk>` holding the digest of what it
-wrote is created atomically: the completion mark. A run killed at any moment loses only the
-units without a mark; they are recomputed, bit for bit the same, when the run resumes. Every
-chunk carries a CRC32C checksum, and the store is created under a temporary name and renamed,
-so a kill during creation leaves no store rather than half of one.
+`DIR/replicates.zarr` holds dims (point, replicate, analysis, param). A work unit is one
+point and `chunk_size` replicates; every array is chunked `units_per_chunk` consecutive units
+of one point per chunk, so that a study writes a few files per several units rather than
+one per array and unit (creating a file costs far more than filling it). The units of a
+chunk are written together, each chunk file atomically (`workbench.study.chunks`); after
+that, a file `DIR/progress/p<point>-c<unit>` holding the digest of what each unit wrote is
+created atomically: its completion mark. A run killed at any moment loses only the units
+without a mark; they are recomputed, bit for bit the same, when the run resumes. Every chunk
+carries a CRC32C checksum, and the store is created under a temporary name and renamed, so a
+kill during creation leaves no store rather than half of one.
 """
 
 from __future__ import annotations
@@ -75,12 +77,13 @@ class StoreLayout:
     analysis_model: tuple[str, ...]  # the analysis name of each
     estimator: tuple[str, ...]  # ML or REML, of each
     labels: tuple  # ParameterLabel of every parameter
-    chunk_size: int
+    chunk_size: int  # replicates per unit
     factors: dict  # grid path → values per point
     truth: np.ndarray  # (point, param)
     attrs: dict
     tests: tuple = ()  # TestLabel of every test
     intervals: tuple[str, ...] = ()  # interval methods
+    units_per_chunk: int = 1  # consecutive units of a point per chunk of the arrays
 
     @property
     def variables(self) -> dict:
@@ -160,6 +163,7 @@ class ReplicateStore:
         skeleton.attrs.update(layout.attrs)
         skeleton.attrs["grid_factors"] = " ".join(dimensions)
         skeleton.attrs["chunk_size"] = layout.chunk_size
+        skeleton.attrs["units_per_chunk"] = layout.units_per_chunk
         skeleton.attrs["status_codes"] = status_codes_text()
         if layout.tests or layout.intervals:
             skeleton.attrs["reason_codes"] = reason_codes_text()
@@ -178,11 +182,12 @@ class ReplicateStore:
             "test": len(layout.tests),
             "interval": len(layout.intervals),
         }
+        rows = layout.chunk_size * layout.units_per_chunk
         for name, (dims, dtype, fill) in layout.variables.items():
             group.create_array(
                 name,
                 shape=tuple(shape[d] for d in dims),
-                chunks=tuple(1 if d == "point" else layout.chunk_size if d == "replicate" else shape[d] for d in dims),
+                chunks=tuple(1 if d == "point" else rows if d == "replicate" else shape[d] for d in dims),
                 dtype=dtype,
                 fill_value=fill,
                 dimension_names=list(dims),
@@ -206,7 +211,12 @@ class ReplicateStore:
             ) from None
 
     def chunk_size(self) -> int:
+        """Replicates per unit."""
         return int(self.attrs()["chunk_size"])
+
+    def units_per_chunk(self) -> int:
+        """Units per chunk of the arrays (1 in a store made before chunks held several)."""
+        return int(self.attrs().get("units_per_chunk", 1))
 
     def done_units(self) -> set[tuple[int, int]]:
         """(point, chunk) of every unit with a completion mark; stray files and marks of units
@@ -244,19 +254,46 @@ class ReplicateStore:
         for point, chunk in units:
             (self.progress / f"p{point}-c{chunk}").unlink(missing_ok=True)
 
-    def write_unit(self, point: int, chunk: int, start: int, results: dict[str, np.ndarray]) -> None:
-        """Write one unit's results (arrays with a leading replicate axis), then its mark."""
+    def write_units(self, point: int, units: dict[int, dict[str, np.ndarray]]) -> None:
+        """Write finished units of one point that share a chunk of the arrays, then their marks.
+
+        `units` maps a unit's index to its results (arrays with a leading replicate axis, the
+        same names in every unit). A chunk that these units do not fill holds other units'
+        replicates too: it is read back and written again with them unchanged.
+        """
         if self._writers is None:
             self._writers = unit_writers(self.path, VARIABLES)
-        stored = {}
-        for name, values in results.items():
-            stored[name] = np.asarray(values, dtype=self._writers[name].dtype)
-            self._writers[name].write(point, start, stored[name])
+            self._layout = (self.chunk_size(), self.units_per_chunk())
+        size, per = self._layout
+        blocks = {unit // per for unit in units}
+        if len(blocks) != 1:
+            raise ValueError(f"units {sorted(units)} of point {point} are not in one chunk of {per} units")
+        lo = blocks.pop() * per * size
+        stored = {
+            unit: {name: np.asarray(values, self._writers[name].dtype) for name, values in results.items()}
+            for unit, results in units.items()
+        }
+        for unit, results in stored.items():  # all checked before anything is written
+            for name, values in results.items():
+                rows = min(size, self._writers[name].shape[1] - unit * size)
+                if len(values) != rows:
+                    raise ValueError(f"{name}: unit {unit} of point {point} has {len(values)} replicates, not {rows}")
+        for name in next(iter(stored.values())):
+            writer = self._writers[name]
+            hi = min(lo + per * size, writer.shape[1])
+            if sum(len(results[name]) for results in stored.values()) == hi - lo:
+                chunk = np.empty((hi - lo, *stored[unit][name].shape[1:]), writer.dtype)
+            else:  # other units' replicates share the chunk
+                chunk = writer.read(point, lo, hi)
+            for unit, results in stored.items():
+                chunk[unit * size - lo : unit * size - lo + len(results[name])] = results[name]
+            writer.write(point, lo, chunk)
         self.progress.mkdir(exist_ok=True)
-        mark = self.progress / f"p{point}-c{chunk}"
-        temporary = mark.with_name(mark.name + ".tmp")
-        temporary.write_text(json.dumps({"digest": unit_digest(stored), "names": sorted(stored)}))
-        os.replace(temporary, mark)
+        for unit, results in stored.items():
+            mark = self.progress / f"p{point}-c{unit}"
+            temporary = mark.with_name(mark.name + ".tmp")
+            temporary.write_text(json.dumps({"digest": unit_digest(results), "names": sorted(results)}))
+            os.replace(temporary, mark)
 
     def open(self) -> xr.Dataset:
         """The raw results as an xarray dataset, with `done(point, replicate)` from the marks."""
