@@ -152,8 +152,8 @@ def timing(raw: xr.Dataset) -> xr.Dataset:
     return describe(data, SUMMARY)
 
 
-# Attributes of one run rather than of the results.
-_RUN_ATTRS = ("created",)
+# Attributes of one run or of how its store is laid out, rather than of the results.
+_RUN_ATTRS = ("created", "units_per_chunk")
 
 
 def _object_strings(variable: xr.Variable) -> xr.Variable:
