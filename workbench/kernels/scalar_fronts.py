@@ -27,12 +27,28 @@ def _consecutive(relpos, lo, n):
 
 
 @jit_inline
-def _parent_block(st, f, fronts, trailing, d):
-    """Where front f's update goes (and its S_RR comes from): (buffer, offset, row stride)."""
-    parent = st.front_parent[f]
+def _parent_block(parent, front_ptr, front_mat_ptr, fronts, trailing, d):
+    """Where a front's update goes (and its S_RR comes from): (buffer, offset, row stride).
+
+    Takes the structure's arrays rather than the structure: an inlined helper handed the
+    structure counts references to its arrays on every call.
+    """
     if parent >= 0:
-        return fronts, U(st.front_mat_ptr[parent]), U(st.front_ptr[parent + 1] - st.front_ptr[parent])
+        return fronts, U(front_mat_ptr[parent]), U(front_ptr[parent + 1] - front_ptr[parent])
     return trailing, U(0), U(d)
+
+
+@jit_inline
+def _siblings(f, step, parents, front_ptr, relpos):
+    """Whether front f + step has front f's parent, size and consecutive pattern (front f's being consecutive)."""
+    g = f + step
+    if g < 0 or g >= parents.shape[0] or parents[g] != parents[f]:
+        return False
+    lo, lg = U(front_ptr[f]), U(front_ptr[g])
+    s = U(front_ptr[f + 1]) - lo
+    if U(front_ptr[g + 1]) - lg != s:
+        return False
+    return relpos[lg + ONE] == relpos[lo + ONE] and _consecutive(relpos, lg + ONE, s - ONE)
 
 
 @jit
@@ -82,6 +98,9 @@ def scalar_fronts_factor(st, cp, ws):
     a_front = cp.a_front
     rows = st.front_rows
     relpos = st.front_relpos
+    front_ptr = st.front_ptr
+    front_mat_ptr = st.front_mat_ptr
+    parents = st.front_parent
     for f in range(st.front_term.shape[0]):
         lo = U(st.front_ptr[f])
         s = U(st.front_ptr[f + 1]) - lo
@@ -102,7 +121,7 @@ def scalar_fronts_factor(st, cp, ws):
         lcol[c0] = diagonal
         for r in range(ONE, s):
             lcol[c0 + r] = lcol[c0 + r] / diagonal
-        target, t0, stride = _parent_block(st, f, fronts, ttf, d)
+        target, t0, stride = _parent_block(parents[f], front_ptr, front_mat_ptr, fronts, ttf, d)
         # the update −L_Rf L_Rf' (plus the children's), lower triangle
         rp = lo + ONE
         if _consecutive(relpos, rp, s - ONE):
@@ -142,10 +161,11 @@ def scalar_gradient(st, cp, ws):
     d = stt.shape[0]
     a_tt = cp.a_tt
     t0 = st.t0
+    row_term = st.row_term
     g = np.zeros(ws.grad_blocks.shape[0])
     # trailing levels: Σ_c A[i, c] (Λ̃_T S_TT)[c, i], with S_TT[c, i] = S_TT[i, c]
     for i in range(d):
-        k = st.row_term[t0 + i]
+        k = row_term[t0 + i]
         if k < 0:
             continue
         acc = 0.0
@@ -159,60 +179,121 @@ def scalar_gradient(st, cp, ws):
     a_front = cp.a_front
     rows = st.front_rows
     relpos = st.front_relpos
-    for f in range(st.front_term.shape[0] - 1, -1, -1):
-        lo = U(st.front_ptr[f])
-        s = U(st.front_ptr[f + 1]) - lo
-        c0 = U(st.front_acol_ptr[f])
-        src, p0, stride = _parent_block(st, f, sfronts, sttf, d)
+    front_ptr = st.front_ptr
+    front_mat_ptr = st.front_mat_ptr
+    front_acol_ptr = st.front_acol_ptr
+    front_term = st.front_term
+    parents = st.front_parent
+    f = front_term.shape[0] - 1
+    while f >= 0:
+        lo = U(front_ptr[f])
+        s = U(front_ptr[f + 1]) - lo
         rp = lo + ONE
-        # S_Rf = −S_RR L_Rf / l, S_ff = (1/l − L_Rf'S_Rf)/l, S_RR read from the parent (or S_TT)
-        diagonal = lcol[c0]
+        src, p0, stride = _parent_block(parents[f], front_ptr, front_mat_ptr, sfronts, sttf, d)
+        # S_Rf = −S_RR L_Rf / l, with S_RR read from the parent (or S_TT). Siblings with the
+        # same consecutive pattern share S_RR: up to four of them take it in one pass.
+        group = 1
         if _consecutive(relpos, rp, s - ONE):
-            # S_RR is symmetric, so S_Rf accumulates column by column: axpys, same sums
+            while group < 4 and _siblings(f, -group, parents, front_ptr, relpos):
+                group += 1
             first = U(relpos[rp])
-            for a in range(ONE, s):
-                scol[c0 + a] = 0.0
-            for b in range(ONE, s):
-                lb = lcol[c0 + b]
-                base = p0 + (first + b - ONE) * stride + first - ONE
-                for a in range(ONE, s):
-                    scol[c0 + a] += src[base + a] * lb
-            for a in range(ONE, s):
-                scol[c0 + a] = -scol[c0 + a] / diagonal
+            if group == 4:
+                _four_columns(src, p0, stride, first, s, lcol, scol, front_acol_ptr, f)
+            else:
+                for j in range(group):
+                    _one_column(src, p0, stride, first, s, lcol, scol, U(front_acol_ptr[f - j]))
         else:
+            c0 = U(front_acol_ptr[f])
+            diagonal = lcol[c0]
             for a in range(ONE, s):
                 pa = p0 + U(relpos[rp + a - ONE]) * stride
                 v = 0.0
                 for b in range(ONE, s):
                     v += src[pa + U(relpos[rp + b - ONE])] * lcol[c0 + b]
                 scol[c0 + a] = -v / diagonal
-        v = 1.0 / diagonal
-        for a in range(ONE, s):
-            v -= lcol[c0 + a] * scol[c0 + a]
-        scol[c0] = v / diagonal
-        # a front with children keeps S on its whole pattern for them to read
-        m0 = U(st.front_mat_ptr[f])
-        if U(st.front_mat_ptr[f + 1]) > m0:
+        for j in range(group):
+            fj = f - j
+            c0 = U(front_acol_ptr[fj])
+            lo = U(front_ptr[fj])
+            rp = lo + ONE
+            # S_ff = (1/l − L_Rf'S_Rf)/l
+            diagonal = lcol[c0]
+            v = 1.0 / diagonal
             for a in range(ONE, s):
-                pa = p0 + U(relpos[rp + a - ONE]) * stride
-                for b in range(ONE, s):
-                    sfronts[m0 + a * s + b] = src[pa + U(relpos[rp + b - ONE])]
-            for a in range(s):
-                sfronts[m0 + a * s] = scol[c0 + a]
-                sfronts[m0 + a] = scol[c0 + a]
-        # own level: Σ_r A[r, f](Λ̃S)[r, f]; each later random row r: A[r, f] λ_f S[r, f]
-        lam_f = scale[U(rows[lo])]
-        own = 0.0
-        for r in range(s):
-            row = U(rows[lo + r])
-            kr = st.row_term[row]
-            sr = scol[c0 + r]
-            if kr < 0:
-                own += a_front[c0 + r] * sr
-                continue
-            own += a_front[c0 + r] * (scale[row] * sr)
-            if r >= ONE:
-                g[kr] += a_front[c0 + r] * lam_f * sr
-        g[st.front_term[f]] += own
+                v -= lcol[c0 + a] * scol[c0 + a]
+            scol[c0] = v / diagonal
+            # a front with children keeps S on its whole pattern for them to read
+            m0 = U(front_mat_ptr[fj])
+            if U(front_mat_ptr[fj + 1]) > m0:
+                for a in range(ONE, s):
+                    pa = p0 + U(relpos[rp + a - ONE]) * stride
+                    for b in range(ONE, s):
+                        sfronts[m0 + a * s + b] = src[pa + U(relpos[rp + b - ONE])]
+                for a in range(s):
+                    sfronts[m0 + a * s] = scol[c0 + a]
+                    sfronts[m0 + a] = scol[c0 + a]
+            # own level: Σ_r A[r, f](Λ̃S)[r, f]; each later random row r: A[r, f] λ_f S[r, f]
+            lam_f = scale[U(rows[lo])]
+            own = 0.0
+            for r in range(s):
+                row = U(rows[lo + r])
+                kr = row_term[row]
+                sr = scol[c0 + r]
+                if kr < 0:
+                    own += a_front[c0 + r] * sr
+                    continue
+                own += a_front[c0 + r] * (scale[row] * sr)
+                if r >= ONE:
+                    g[kr] += a_front[c0 + r] * lam_f * sr
+            g[front_term[fj]] += own
+        f -= group
     for k in range(g.shape[0]):
         ws.grad_blocks[k, 0, 0] = g[k]
+
+
+@jit_inline
+def _one_column(src, p0, stride, first, s, lcol, scol, c0):
+    """S_Rf = −S_RR L_Rf / l of one front whose pattern is rows first… of its parent.
+
+    S_RR is symmetric, so S_Rf accumulates column by column: axpys, in the order of a dot product.
+    """
+    for a in range(ONE, s):
+        scol[c0 + a] = 0.0
+    for b in range(ONE, s):
+        lb = lcol[c0 + b]
+        base = p0 + (first + b - ONE) * stride + first - ONE
+        for a in range(ONE, s):
+            scol[c0 + a] += src[base + a] * lb
+    diagonal = lcol[c0]
+    for a in range(ONE, s):
+        scol[c0 + a] = -scol[c0 + a] / diagonal
+
+
+@jit_inline
+def _four_columns(src, p0, stride, first, s, lcol, scol, front_acol_ptr, f):
+    """`_one_column` for fronts f, f − 1, f − 2 and f − 3 at once: each row of S_RR is read once for the four."""
+    c0 = U(front_acol_ptr[f])
+    c1 = U(front_acol_ptr[f - 1])
+    c2 = U(front_acol_ptr[f - 2])
+    c3 = U(front_acol_ptr[f - 3])
+    for a in range(ONE, s):
+        scol[c0 + a] = 0.0
+        scol[c1 + a] = 0.0
+        scol[c2 + a] = 0.0
+        scol[c3 + a] = 0.0
+    for b in range(ONE, s):
+        l0 = lcol[c0 + b]
+        l1 = lcol[c1 + b]
+        l2 = lcol[c2 + b]
+        l3 = lcol[c3 + b]
+        base = p0 + (first + b - ONE) * stride + first - ONE
+        for a in range(ONE, s):
+            v = src[base + a]
+            scol[c0 + a] += v * l0
+            scol[c1 + a] += v * l1
+            scol[c2 + a] += v * l2
+            scol[c3 + a] += v * l3
+    for c in (c0, c1, c2, c3):
+        diagonal = lcol[c]
+        for a in range(ONE, s):
+            scol[c + a] = -scol[c + a] / diagonal
