@@ -20,6 +20,7 @@ from workbench.kernels.objective import (
     solve_effects,
 )
 from workbench.kernels.optimize import minimize
+from workbench.kernels.scalar_fronts import all_scalar
 from workbench.kernels.options import jit, jit_parallel
 from workbench.kernels.simulate import simulate_responses
 from workbench.kernels.start import moment_start
@@ -357,17 +358,43 @@ def fit_replicate(start, hinv, value0, grad0, st, cp, ws, reml, lower, gtol, max
 
 
 @jit
+def _method_order(st, reml_flags):
+    """The order in which to fit the methods: REML first when every term is scalar, else as given.
+
+    The moment start of scalar terms is unbiased for their variances (ANOVA's estimate, on
+    balanced data, which is REML's), so REML's optimum is the nearer one; the start of
+    terms with several effects per level lies nearer ML's.
+    """
+    nmethods = reml_flags.shape[0]
+    order = np.empty(nmethods, np.int64)
+    count = 0
+    if all_scalar(st):
+        for first_reml in (True, False):
+            for j in range(nmethods):
+                if reml_flags[j] == first_reml:
+                    order[count] = j
+                    count += 1
+    else:
+        order[:] = np.arange(nmethods)
+    return order
+
+
+@jit
 def fit_methods(st, cp, ws, reml_flags, lower, gtol, max_iter, i, out, thetas):
     """Fit data set `i` by every method; row i of out = (estimate (R, M, P), std_error (R, M, P),
     objective (R, M), converged, singular, n_evals, status), and θ̂ of method j in thetas[j].
 
-    The first method starts from the moment estimates, the others from the previous optimum
-    and its inverse Hessian: ML and REML optima of the same data set are close.
+    The first method fitted (see `_method_order`) starts from the moment estimates, the
+    others from the previous optimum and its inverse Hessian: ML and REML optima of the same
+    data set are close. The moment start's evaluations count towards the first one fitted.
     """
     estimate, std_error, objective, converged, singular, n_evals, status = out
-    start, hinv, guess_evals, value0, grad0 = initial_guess(st, cp, ws, reml_flags[0], lower)
+    order = _method_order(st, reml_flags)
+    nmethods = order.shape[0]
+    start, hinv, guess_evals, value0, grad0 = initial_guess(st, cp, ws, reml_flags[order[0]], lower)
     theta = np.empty(lower.shape[0])
-    for j in range(reml_flags.shape[0]):
+    for t in range(nmethods):
+        j = order[t]
         value, evals, conv, sing, code = fit_replicate(
             start, hinv, value0, grad0, st, cp, ws, reml_flags[j], lower, gtol, max_iter, theta, estimate[i, j],
             std_error[i, j],
@@ -377,7 +404,7 @@ def fit_methods(st, cp, ws, reml_flags, lower, gtol, max_iter, i, out, thetas):
             start = theta.copy()
         thetas[j] = theta
         objective[i, j] = value
-        n_evals[i, j] = evals + (guess_evals if j == 0 else 0)
+        n_evals[i, j] = evals + (guess_evals if t == 0 else 0)
         converged[i, j] = conv
         singular[i, j] = sing
         status[i, j] = code

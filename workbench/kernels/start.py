@@ -1,10 +1,12 @@
 """Starting values for θ by the method of moments, from the cross-product blocks alone.
 
 For each term, per-level least-squares effects b_j = (Z_j'Z_j)⁻¹Z_j'r of the OLS residuals r
-have E[b_j b_j'] ≈ Σ_k + σ²(Z_j'Z_j)⁻¹; averaging over levels gives Σ_k, and σ² comes from
-the residuals left after the effects of the term with most levels. Crossed terms borrow each
-other's variance, so this is a start, not an estimate: it lands the optimiser in the basin of
-the optimum, where quasi-Newton steps converge fast.
+have E[b_j b_j'] ≈ Σ_k + σ²(Z_j'Z_j)⁻¹ plus what the other terms' levels sharing j's rows add.
+For scalar terms those additions are known linear functions of the variances (`_mixing`), and
+the variances and σ² (from the residuals left after the first term's effects) solve a small
+linear system: on balanced data that is the ANOVA estimator, nested or crossed. Terms with
+several effects per level take mean outer product minus sampling term. It is a start, not an
+estimate: it lands the optimiser near the optimum, where quasi-Newton steps converge fast.
 """
 
 import numpy as np
@@ -59,77 +61,126 @@ def _level_blocks(a_front, a_tt, block, first, front_ptr, front_acol_ptr, q, p, 
 
 
 @jit
-def _own_count(st, cp, row):
-    """Z_i'Z_i of the scalar level at global `row`: its front's first entry, or its diagonal of A_TT."""
-    if row < st.t0:
-        front = 0
-        k = st.row_term[row]
-        front = _first_front(st, k) + row - st.term_row0[k]
-        return cp.a_front[st.front_acol_ptr[front]]
-    return cp.a_tt[row - st.t0, row - st.t0]
+def _level_rows(st, cp):
+    """Per global row of a scalar level: Z_i'Z_i and Z_i'X (zeros on other rows)."""
+    total = st.row_term.shape[0]
+    p = st.p
+    d = cp.a_tt.shape[0]
+    counts = np.zeros(total)
+    zx = np.zeros((total, p))
+    for f in range(st.front_term.shape[0]):
+        if st.term_q[st.front_term[f]] != 1:
+            continue
+        row = st.front_rows[st.front_ptr[f]]
+        s = st.front_ptr[f + 1] - st.front_ptr[f]
+        col = st.front_acol_ptr[f]
+        counts[row] = cp.a_front[col]
+        for c in range(p):
+            zx[row, c] = cp.a_front[col + s - 1 - p + c]
+    for i in range(d):
+        k = st.row_term[st.t0 + i]
+        if k >= 0 and st.term_q[k] == 1:
+            counts[st.t0 + i] = cp.a_tt[i, i]
+            for c in range(p):
+                zx[st.t0 + i, c] = cp.a_tt[i, d - 1 - p + c]
+    return counts, zx
 
 
 @jit
-def _mixing(st, cp):
-    """What the scalar terms' moments hold of each other's variances, and σ² of theirs.
+def _mixing(st, cp, used):
+    """The expected moments of the scalar terms, as linear functions of their variances and σ².
 
-    A level j's effect b_j also holds Σ_i (Z_j'Z_i / Z_j'Z_j)² Var_l over the levels i of
-    another term l that share its rows: all of a coarser level it lies in, a share of each
-    finer level inside it, a little of each crossed level. Averaged over the levels of term k
-    that is C[k, l] (C[k, k] = 1). The residuals that σ² comes from (after the first term's
-    effects) hold Var_l·Σ_i (Z_i'Z_i − Σ_j (Z_j'Z_i)²/Z_j'Z_j) of every other term l, with j
-    over the first term's levels: e[l] before the division by the residual degrees of freedom.
-    Without them the finest level of a nested model takes in every coarser variance, and σ²
-    of a crossed model every other term's.
+    With r the OLS residuals and b_j = Z_j'r / Z_j'Z_j, the mean of b_j² over the levels of
+    term k has expectation Σ_l C[k, l] Var_l + samp[k] σ², where C[k, l] averages
+    Σ_i (Z_j'Z_i − Z_j'X (X'X)⁻¹ X'Z_i)² / (Z_j'Z_j)² over the levels i of term l: a coarser
+    level holds all of j, a finer one a share, a crossed one a little, and X's projection
+    takes some of each. The residual sum of squares left after the first term's effects has
+    expectation Σ_l e[l] Var_l + dof σ². Terms with several effects per level take no part
+    (their rows and columns are zero). Returns (C, samp, e, dof).
     """
     nterms = st.term_q.shape[0]
-    c = np.eye(nterms)
-    e = np.zeros(nterms)
-    nlev = np.empty(nterms)
-    for k in range(nterms):
-        nlev[k] = _nlevels(st, k)
-    for row in range(st.row_term.shape[0]):
-        k = st.row_term[row]
-        if k > 0 and st.term_q[k] == 1:
-            e[k] += _own_count(st, cp, row)
-    # pairs (front level, later level in its pattern)
-    for f in range(st.front_term.shape[0]):
-        k = st.front_term[f]
-        if st.term_q[k] != 1:
-            continue
-        lo = st.front_ptr[f]
-        col = st.front_acol_ptr[f]
-        n_f = cp.a_front[col]
-        if not n_f > 0.0:
-            continue
-        for pos in range(1, st.front_ptr[f + 1] - lo):
-            row = st.front_rows[lo + pos]
-            l = st.row_term[row]
-            if l < 0 or st.term_q[l] != 1:
-                continue
-            v = cp.a_front[col + pos]
-            n_i = _own_count(st, cp, row)
-            c[k, l] += v * v / (n_f * n_f * nlev[k])
-            if n_i > 0.0:
-                c[l, k] += v * v / (n_i * n_i * nlev[l])
-            if k == 0:
-                e[l] -= v * v / n_f
-    # pairs of trailing levels
+    p = st.p
     d = cp.a_tt.shape[0]
-    for i in range(d):
-        k = st.row_term[st.t0 + i]
-        if k < 0 or st.term_q[k] != 1:
+    counts, zx = _level_rows(st, cp)
+    xx = cp.a_tt[d - 1 - p : d - 1, d - 1 - p : d - 1].copy()
+    w = zx @ np.linalg.inv(xx) if p > 0 else zx.copy()  # (X'X)⁻¹ X'Z_i per level
+    wsum = np.zeros((nterms, p, p))  # Σ_i w_i w_i' over the levels of each term
+    c = np.zeros((nterms, nterms))
+    samp = np.zeros(nterms)
+    e = np.zeros(nterms)
+    dof = float(st.n - p)
+    total = st.row_term.shape[0]
+    for row in range(total):
+        k = st.row_term[row]
+        if k < 0 or counts[row] <= 0.0:
             continue
-        for j in range(i):
-            l = st.row_term[st.t0 + j]
-            if l < 0 or l == k or st.term_q[l] != 1:
+        for a in range(p):
+            for b in range(p):
+                wsum[k, a, b] += w[row, a] * w[row, b]
+    for row in range(total):
+        k = st.row_term[row]
+        n_j = counts[row]
+        if k < 0 or n_j <= 0.0:
+            continue
+        xw = 0.0
+        for a in range(p):
+            xw += zx[row, a] * w[row, a]
+        samp[k] += (n_j - xw) / (n_j * n_j * used[k])
+        e[k] += n_j - xw
+        if k == 0:
+            dof -= (n_j - xw) / n_j
+        _pair(st, k, row, k, row, n_j, counts, zx, w, used, c, e)
+        for l in range(nterms):
+            quad = 0.0
+            for a in range(p):
+                for b in range(p):
+                    quad += zx[row, a] * wsum[l, a, b] * zx[row, b]
+            c[k, l] += quad / (n_j * n_j * used[k])
+            if k == 0:
+                e[l] -= quad / n_j
+    # pairs of different levels that share rows: in the fronts' patterns, and in A_TT
+    for f in range(st.front_term.shape[0]):
+        lo = st.front_ptr[f]
+        j = st.front_rows[lo]
+        k = st.row_term[j]
+        if st.term_q[k] != 1 or counts[j] <= 0.0:
+            continue
+        col = st.front_acol_ptr[f]
+        for pos in range(1, st.front_ptr[f + 1] - lo):
+            i = st.front_rows[lo + pos]
+            l = st.row_term[i]
+            if l < 0 or counts[i] <= 0.0:
                 continue
-            v = cp.a_tt[i, j]
-            if v == 0.0:
+            a = cp.a_front[col + pos]
+            _pair(st, k, j, l, i, a, counts, zx, w, used, c, e)
+            _pair(st, l, i, k, j, a, counts, zx, w, used, c, e)
+    for ti in range(d):
+        i = st.t0 + ti
+        l = st.row_term[i]
+        if l < 0 or counts[i] <= 0.0:
+            continue
+        for tj in range(ti):
+            j = st.t0 + tj
+            k = st.row_term[j]
+            a = cp.a_tt[ti, tj]
+            if k < 0 or counts[j] <= 0.0 or a == 0.0:
                 continue
-            c[k, l] += v * v / (cp.a_tt[i, i] ** 2 * nlev[k])
-            c[l, k] += v * v / (cp.a_tt[j, j] ** 2 * nlev[l])
-    return c, e
+            _pair(st, k, j, l, i, a, counts, zx, w, used, c, e)
+            _pair(st, l, i, k, j, a, counts, zx, w, used, c, e)
+    return c, samp, e, dof
+
+
+@jit
+def _pair(st, k, j, l, i, a, counts, zx, w, used, c, e):
+    """What level i (term l) adds through Z_j'Z_i = a to the moment of level j (term k), and to e."""
+    n_j = counts[j]
+    xw = 0.0
+    for b in range(st.p):
+        xw += zx[j, b] * w[i, b]
+    v = a * a - 2.0 * a * xw
+    c[k, l] += v / (n_j * n_j * used[k])
+    if k == 0:
+        e[l] -= v / n_j
 
 
 @jit
@@ -162,10 +213,11 @@ def _solve_small(a, b):
 
 
 @jit
-def _unmixed(st, cp, outers, samplings, levels_used, sigma2, dof0, covs):
-    """Σ_k of every term into covs from the mean outer products and sampling terms of its
-    levels' effects, and σ²: the scalar terms' variances and σ² solve the linear system of
-    `_mixing` (σ²'s row when dof0 > 0), the other terms take Σ_k = outer − σ²·sampling.
+def _unmixed(st, cp, outers, samplings, levels_used, sigma2, rss0, covs):
+    """Σ_k of every term into covs, and σ²: the scalar terms' variances and σ² solve the
+    linear system of `_mixing` (its σ² row when the first term is scalar, so that `rss0`,
+    the residual sum of squares after its effects, is known), the other terms take
+    Σ_k = mean outer product − σ²·mean sampling term of their levels' effects.
 
     Falls back to that difference for every term, with the σ² given, when the system is
     (nearly) singular or its σ² is not positive. Returns σ².
@@ -174,19 +226,22 @@ def _unmixed(st, cp, outers, samplings, levels_used, sigma2, dof0, covs):
     chain = np.array([k for k in range(nterms) if st.term_q[k] == 1 and levels_used[k] > 0], np.int64)
     size = chain.shape[0]
     if size > 0:
-        mix, spill = _mixing(st, cp)
+        mix, samp, spill, dof = _mixing(st, cp, levels_used)
         a = np.zeros((size + 1, size + 1))
         rhs = np.empty(size + 1)
         for r in range(size):
             for c in range(size):
                 a[r, c] = mix[chain[r], chain[c]]
-            a[r, size] = samplings[chain[r], 0, 0]
+            a[r, size] = samp[chain[r]]
             rhs[r] = outers[chain[r], 0, 0]
-        a[size, size] = 1.0
-        rhs[size] = sigma2
-        if dof0 > 0.0:
+        if chain[0] == 0 and dof > 0.0:
             for c in range(size):
-                a[size, c] = spill[chain[c]] / dof0
+                a[size, c] = spill[chain[c]]
+            a[size, size] = dof
+            rhs[size] = rss0
+        else:
+            a[size, size] = 1.0
+            rhs[size] = sigma2
         x = _solve_small(a, rhs)
         if x[size] > 0.0 and np.isfinite(x).all():
             sigma2 = x[size]
@@ -222,7 +277,7 @@ def moment_start(st, cp, lower):
     outers = np.zeros((nterms, qmax, qmax))
     samplings = np.zeros((nterms, qmax, qmax))
     levels_used = np.zeros(nterms, np.int64)
-    dof0 = 0.0
+    rss0 = 0.0
     sigma2 = rr / max(n - p, 1)
     for k in range(nterms):
         q = st.term_q[k]
@@ -279,14 +334,15 @@ def moment_start(st, cp, lower):
                     outer[a, c] += b[a] * b[c]
                     sampling[a, c] += ginv[a * q + c]
             used += 1
-        if k == 0 and n - p - used * q > 0:
-            dof0 = n - p - used * q
-            sigma2 = max((rr - explained) / dof0, 1e-12 * rr / max(n - p, 1))
+        if k == 0:
+            rss0 = rr - explained
+            if n - p - used * q > 0:
+                sigma2 = max(rss0 / (n - p - used * q), 1e-12 * rr / max(n - p, 1))
         levels_used[k] = used
         if used > 0:
             outers[k, :q, :q] = outer / used
             samplings[k, :q, :q] = sampling / used
-    sigma2 = _unmixed(st, cp, outers, samplings, levels_used, sigma2, dof0, covs)
+    sigma2 = _unmixed(st, cp, outers, samplings, levels_used, sigma2, rss0, covs)
     theta = np.empty(st.theta_term.shape[0])
     for k in range(nterms):
         q = st.term_q[k]
