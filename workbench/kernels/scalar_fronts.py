@@ -18,6 +18,8 @@ from workbench.kernels.options import jit, jit_inline
 # cost more than the arithmetic. Mixed with a signed integer an unsigned one becomes a float,
 # hence the unsigned ONE.
 ONE = U(1)
+# fronts larger than this fuse the updates of four sibling leaves (smaller ones gain nothing)
+FUSE = U(8)
 
 
 @jit_inline
@@ -87,7 +89,9 @@ def scalar_fronts_factor(st, cp, ws):
     """Factor the fronts and extend-add their updates into their parents and into ws.tt.
 
     `ws.scale` holds the row scales and ws.tt the scaled trailing block. False when Ω is not
-    positive definite. Offsets are unsigned throughout (see `U`).
+    positive definite. Offsets are unsigned throughout (see `U`). Four large sibling leaves
+    with the same consecutive pattern add their updates in one pass over the target, each
+    entry taking the four in the order of the fronts, as one at a time would.
     """
     scale = ws.scale
     lcol = ws.lcol
@@ -100,33 +104,32 @@ def scalar_fronts_factor(st, cp, ws):
     relpos = st.front_relpos
     front_ptr = st.front_ptr
     front_mat_ptr = st.front_mat_ptr
+    front_acol_ptr = st.front_acol_ptr
     parents = st.front_parent
+    done = -1
     for f in range(st.front_term.shape[0]):
-        lo = U(st.front_ptr[f])
-        s = U(st.front_ptr[f + 1]) - lo
-        m0 = U(st.front_mat_ptr[f])
-        gathered = U(st.front_mat_ptr[f + 1]) > m0
-        c0 = U(st.front_acol_ptr[f])
-        own = scale[U(rows[lo])]
-        # Ã_{P,f} = Λ̃_P' A_{P,f} λ_f, plus what the children passed up
-        for r in range(s):
-            v = scale[U(rows[lo + r])] * (a_front[c0 + r] * own)
-            if gathered:
-                v += fronts[m0 + r * s]
-            lcol[c0 + r] = v
-        v = lcol[c0] + 1.0
-        if not v > 0.0:
+        if f <= done:
+            continue
+        lo = U(front_ptr[f])
+        s = U(front_ptr[f + 1]) - lo
+        m0 = U(front_mat_ptr[f])
+        gathered = U(front_mat_ptr[f + 1]) > m0
+        c0 = U(front_acol_ptr[f])
+        if not _column(rows, lo, s, c0, gathered, m0, scale, a_front, fronts, lcol):
             return False
-        diagonal = np.sqrt(v)
-        lcol[c0] = diagonal
-        for r in range(ONE, s):
-            lcol[c0 + r] = lcol[c0 + r] / diagonal
         target, t0, stride = _parent_block(parents[f], front_ptr, front_mat_ptr, fronts, ttf, d)
         # the update −L_Rf L_Rf' (plus the children's), lower triangle
         rp = lo + ONE
         if _consecutive(relpos, rp, s - ONE):
-            # the rows go to consecutive rows of the target: a row of the update is an axpy
             first = U(relpos[rp])
+            if s > FUSE and not gathered and _four_leaves(f, parents, front_ptr, front_mat_ptr, relpos):
+                for g in range(f + 1, f + 4):
+                    if not _column(rows, U(front_ptr[g]), s, U(front_acol_ptr[g]), False, U(0), scale, a_front, fronts, lcol):
+                        return False
+                _four_updates(lcol, front_acol_ptr, f, s, target, t0, stride, first)
+                done = f + 3
+                continue
+            # the rows go to consecutive rows of the target: a row of the update is an axpy
             for a in range(ONE, s):
                 base = t0 + (first + a - ONE) * stride + first - ONE
                 la = lcol[c0 + a]
@@ -147,6 +150,59 @@ def scalar_fronts_factor(st, cp, ws):
                 for b in range(ONE, a + ONE):
                     target[pa + U(relpos[rp + b - ONE])] -= la * lcol[c0 + b]
     return True
+
+
+@jit_inline
+def _four_leaves(f, parents, front_ptr, front_mat_ptr, relpos):
+    """Whether fronts f + 1 … f + 3 are leaves like front f: its parent, size and consecutive pattern."""
+    for step in range(1, 4):
+        g = f + step
+        if g < parents.shape[0] and front_mat_ptr[g + 1] > front_mat_ptr[g]:
+            return False
+        if not _siblings(f, step, parents, front_ptr, relpos):
+            return False
+    return True
+
+
+@jit_inline
+def _column(rows, lo, s, c0, gathered, m0, scale, a_front, fronts, lcol):
+    """L's column of one front: Ã_{P,f} = Λ̃_P' A_{P,f} λ_f plus what its children passed up, factored."""
+    own = scale[U(rows[lo])]
+    for r in range(s):
+        v = scale[U(rows[lo + r])] * (a_front[c0 + r] * own)
+        if gathered:
+            v += fronts[m0 + r * s]
+        lcol[c0 + r] = v
+    v = lcol[c0] + 1.0
+    if not v > 0.0:
+        return False
+    diagonal = np.sqrt(v)
+    lcol[c0] = diagonal
+    for r in range(ONE, s):
+        lcol[c0 + r] = lcol[c0 + r] / diagonal
+    return True
+
+
+@jit_inline
+def _four_updates(lcol, front_acol_ptr, f, s, target, t0, stride, first):
+    """−Σ L_Rg L_Rg' of leaves g = f … f + 3 into the target rows first…, entry by entry in the order of g."""
+    c0 = U(front_acol_ptr[f])
+    c1 = U(front_acol_ptr[f + 1])
+    c2 = U(front_acol_ptr[f + 2])
+    c3 = U(front_acol_ptr[f + 3])
+    for a in range(ONE, s):
+        base = t0 + (first + a - ONE) * stride + first - ONE
+        l0 = lcol[c0 + a]
+        l1 = lcol[c1 + a]
+        l2 = lcol[c2 + a]
+        l3 = lcol[c3 + a]
+        for b in range(ONE, a + ONE):
+            v = target[base + b]
+            v -= l0 * lcol[c0 + b]
+            v -= l1 * lcol[c1 + b]
+            v -= l2 * lcol[c2 + b]
+            v -= l3 * lcol[c3 + b]
+            target[base + b] = v
 
 
 @jit
