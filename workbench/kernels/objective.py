@@ -132,15 +132,26 @@ def _weights(st, reml):
     return (1.0 if reml else 0.0), residual_dof(st, reml)
 
 
+_LARGE = 1e100
+
+
 @jit
 def criterion(st, ws, reml):
     """The deviance (ML) or REML criterion from the factor in `ws`."""
+    # the fronts' pivots are ≥ 1: their product, logged whenever it grows large, costs one
+    # logarithm per several hundred pivots rather than one each
     logdet = 0.0
+    product = 1.0
     for f in range(st.front_term.shape[0]):
         q = st.term_q[st.front_term[f]]
         base = st.front_acol_ptr[f]
         for c in range(q):
-            logdet += 2.0 * np.log(ws.lcol[base + c * q + c])
+            v = ws.lcol[base + c * q + c]
+            if v > _LARGE or product > _LARGE:
+                logdet += np.log(product)
+                product = 1.0
+            product *= v
+    logdet = 2.0 * (logdet + np.log(product))
     tt = ws.tt
     d = tt.shape[0]
     for i in range(d - 1):
