@@ -10,6 +10,10 @@ timing is taken inside R, so R's start-up is not counted (lme4, via scripts/lme4
    2,972 students × 1,128 lecturers + 14 departments) by ML: seconds per fit for workbench
    and lme4, both deviances and their difference, and the evaluation counts. statsmodels is
    skipped at this size.
+3. lme4's own InstEval (exported from R, so only when R and lme4 are there), the model of
+   MixedModels.jl's published benchmark, ``y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)``
+   by ML: seconds per fit for workbench and lme4 in this run, beside MixedModels.jl's published
+   time (MIXEDMODELS_JL_INSTEVAL below: measured on another machine, so a rough comparison).
 
 Every time is the median of repeated fits after an untimed warm-up fit. lme4 is skipped, with
 a message, when Rscript is missing, lme4 does not load or R fails. Usage:
@@ -44,6 +48,12 @@ SLEEPSTUDY_CSV = SCRIPTS.parent / "tests" / "data" / "sleepstudy.csv"
 SLEEPSTUDY_FORMULA = "Reaction ~ 1 + Days + (1 + Days | Subject)"
 INSTEVAL_FORMULA = "y ~ 1 + service + lectage + studage + (1 | s) + (1 | d) + (1 | dept)"
 INSTEVAL_FACTORS = ("s", "d", "dept", "lectage", "studage")
+REAL_INSTEVAL_FORMULA = "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)"
+REAL_INSTEVAL_FACTORS = ("s", "d", "dept")
+# MixedModels.jl's PkgBenchmark report of 2 October 2018 (MixedModels.jl on Julia 1.0.0, Intel
+# Core i5-3570 at 3.4 GHz): benchmark ["crossed", "InstEval:1+A+(1|G)+(1|H)+(1|I)"], that is
+# y ~ 1 + service + (1|s) + (1|d) + (1|dept) fitted by ML to lme4's InstEval, 1.999 s a fit.
+MIXEDMODELS_JL_INSTEVAL = 1.999
 SAME_OPTIMUM_LOGLIK = 1e-3  # log-likelihoods this close count as the same optimum
 DEVIANCE_RELATIVE_TOLERANCE = 1e-7
 
@@ -173,6 +183,53 @@ def bench_insteval(args):
     return row, lme4
 
 
+def export_insteval(path):
+    """Write lme4's InstEval to `path` with Rscript; False (with a message) when R or lme4 is missing."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        print("  skipped (Rscript not found on PATH)")
+        return False
+    code = f"write.csv(lme4::InstEval, {str(path)!r}, row.names = FALSE)"
+    try:
+        completed = subprocess.run([rscript, "-e", code], capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        print(f"  skipped (Rscript could not run: {error})")
+        return False
+    if completed.returncode != 0:
+        print(f"  skipped (R could not export lme4::InstEval: {completed.stderr.strip()[-200:]})")
+        return False
+    return True
+
+
+def bench_real_insteval(args):
+    print(f"\nlme4's InstEval: {REAL_INSTEVAL_FORMULA}, ML (the model of MixedModels.jl's benchmark)")
+    row = {"workbench": None, "statsmodels": None, "lme4": None}
+    if args.no_r:
+        print("  skipped (--no-r: the data come from R)")
+        return row
+    with tempfile.TemporaryDirectory() as directory:
+        csv = Path(directory) / "InstEval.csv"
+        if not export_insteval(csv):
+            return row
+        data = pd.read_csv(csv)
+        repeats = 1 if args.quick else 3
+        seconds, fit = median_seconds(repeats, lambda: wb.fit(REAL_INSTEVAL_FORMULA, data, reml=False))
+        row["workbench"] = seconds
+        print(f"  workbench    {seconds:8.2f} s/fit   median of {repeats}  {len(data):,} rows  "
+              f"deviance {fit.objective:.6f}  n_evals {fit.n_evals}  converged {fit.converged}")
+        timings = 1 if args.quick else 2
+        lme4 = run_lme4(csv, REAL_INSTEVAL_FORMULA, False, timings, 1, REAL_INSTEVAL_FACTORS)
+    if lme4 is not None:
+        row["lme4"] = lme4["seconds"]
+        difference = fit.objective - lme4["objective"]
+        print(f"  lme4         {lme4['seconds']:8.2f} s/fit   median of {timings}  deviance {lme4['objective']:.6f}  "
+              f"n_evals {lme4['n_evals']}  {ratio(lme4['seconds'], seconds)} workbench; "
+              f"deviance workbench − lme4 = {difference:+.3e}")
+    print(f"  MixedModels.jl, published (2018, Julia 1.0, i5-3570 at 3.4 GHz): {MIXEDMODELS_JL_INSTEVAL:.2f} s/fit, "
+          f"{ratio(MIXEDMODELS_JL_INSTEVAL, seconds)} workbench here")
+    return row
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -180,6 +237,7 @@ def main():
     args = parser.parse_args()
     sleep_row, sleep_lme4 = bench_sleepstudy(args)
     inst_row, inst_lme4 = bench_insteval(args)
+    real_row = bench_real_insteval(args)
 
     lme4 = sleep_lme4 or inst_lme4
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -194,7 +252,8 @@ def main():
         return f"{value * scale:>11.2f}" if value is not None else f"{'—':>11}"
 
     print(f"\n{'fit':<26} {'workbench':>11} {'statsmodels':>11} {'lme4':>11} {'sm/wb':>7} {'lme4/wb':>8}")
-    for name, row, scale in (("sleepstudy REML (ms)", sleep_row, 1e3), ("InstEval-size ML (s)", inst_row, 1.0)):
+    for name, row, scale in (("sleepstudy REML (ms)", sleep_row, 1e3), ("InstEval-size ML (s)", inst_row, 1.0),
+                             ("lme4's InstEval ML (s)", real_row, 1.0)):
         cells = "".join(cell(row[key], scale) + " " for key in ("workbench", "statsmodels", "lme4"))
         print(f"{name:<26} {cells}{ratio(row['statsmodels'], row['workbench']):>7} "
               f"{ratio(row['lme4'], row['workbench']):>8}")
