@@ -23,7 +23,7 @@ from workbench.kernels.optimize import minimize
 from workbench.kernels.scalar_fronts import all_scalar
 from workbench.kernels.options import jit, jit_parallel
 from workbench.kernels.simulate import simulate_responses
-from workbench.kernels.start import moment_start
+from workbench.kernels.start import FLOOR, moment_start
 from workbench.kernels.status import CONVERGED, FAILED
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of λ
@@ -50,29 +50,69 @@ def canonical_theta(st, theta):
 
 
 @jit
-def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
+def _truncated(start, lower):
+    """Which SDs of a start sit on the boundary or at the moment start's floor (estimates it truncated)."""
+    m = start.shape[0]
+    mask = np.zeros(m, np.bool_)
+    for i in range(m):
+        if lower[i] == 0.0 and (start[i] == 0.0 or abs(start[i] - FLOOR) <= 1e-9 * FLOOR):
+            mask[i] = True
+    return mask
+
+
+@jit
+def _face_inverse(hinv, snapped):
+    """The inverse Hessian of d on the face θ_S = 0 (S = `snapped`) from the full one, `hinv`:
+    the inverse of the Hessian's free block, zero on S's rows and columns. NaN-filled when
+    `hinv` is unknown or not positive definite (the minimiser then starts from the identity).
+    """
+    m = hinv.shape[0]
+    out = np.full((m, m), np.nan)
+    if not np.isfinite(hinv).all():
+        return out
+    free = np.flatnonzero(~snapped)
+    k = free.shape[0]
+    if k == 0 or np.linalg.eigvalsh(0.5 * (hinv + hinv.T))[0] <= 0.0:
+        return out
+    hess = np.linalg.inv(hinv)
+    block = np.empty((k, k))
+    for a in range(k):
+        for b in range(k):
+            block[a, b] = 0.5 * (hess[free[a], free[b]] + hess[free[b], free[a]])
+    if np.linalg.eigvalsh(block)[0] <= 0.0:
+        return out
+    inverse = np.linalg.inv(block)
+    out[:, :] = 0.0
+    for a in range(k):
+        for b in range(k):
+            out[free[a], free[b]] = inverse[a, b]
+    return out
+
+
+@jit
+def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value, snapped, hinv):
     """Settle a near-singular θ: on the boundary if that is the optimum, else off it.
 
-    Near θᵢ = 0 the criterion is flat (d ≈ d₀ + aθᵢ² + bθᵢ⁴), so the unbounded fit stops
-    somewhere in that region. Small diagonals are set to 0 and the rest polished with
-    bounds; then the second-order test: if the gradient at θᵢ = SINGULAR_TOL (lme4's
-    singularity tolerance) points back to 0, the boundary is the optimum; if it points
-    away (a < 0, 0 is a saddle), the optimum is interior and is refined from there.
-    The settled θ replaces `theta` only if its criterion is not higher. Returns
-    (replaced, criterion, evaluations, gradient norm).
+    Near θᵢ = 0 the criterion is flat (d ≈ d₀ + aθᵢ² + bθᵢ⁴), so an unbounded fit stops
+    somewhere in that region. The `snapped` diagonals are set to 0 and the rest minimised
+    with bounds (from `hinv` restricted to that face when it is known); then the
+    second-order test: if the gradient at θᵢ = SINGULAR_TOL (lme4's singularity tolerance)
+    points back to 0, the boundary is the optimum; if it points away (a < 0, 0 is a
+    saddle), the optimum is interior and is refined from there. The settled θ replaces
+    `theta` only if its criterion is not higher than `value`. Returns (replaced, criterion,
+    evaluations, gradient norm).
     """
     m = theta.shape[0]
-    trial = theta.copy()
-    snapped = np.zeros(m, np.bool_)
-    for i in range(m):
-        if lower[i] == 0.0 and trial[i] < SNAP:
-            trial[i] = 0.0
-            snapped[i] = True
     if not snapped.any():
         return False, value, 0, np.inf
-    none = np.full((m, m), np.nan)
+    trial = theta.copy()
+    for i in range(m):
+        if snapped[i]:
+            trial[i] = 0.0
     settled = np.empty(m)
-    new_value, evals, pg, code = minimize(trial, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, np.empty(0))
+    new_value, evals, pg, code = minimize(
+        trial, lower, st, cp, ws, reml, gtol, max_iter, settled, _face_inverse(hinv, snapped), np.nan, np.empty(0)
+    )
     if code != CONVERGED:
         return False, value, evals, np.inf
     grad = np.empty(m)
@@ -88,8 +128,13 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
             else:
                 probe[i] = 0.0
     if leave:
-        # off the boundary along the directions that descend, then bounded steps
-        new_value, more, pg, code = minimize(probe, lower, st, cp, ws, reml, gtol, max_iter, settled, none, np.nan, np.empty(0))
+        # off the boundary along the directions that descend, from where θ was before it was
+        # snapped (if that is further out: the crawl across the flat region is slow), then
+        # bounded steps
+        for i in range(m):
+            if probe[i] > 0.0 and snapped[i]:
+                probe[i] = max(theta[i], SINGULAR_TOL)
+        new_value, more, pg, code = minimize(probe, lower, st, cp, ws, reml, gtol, max_iter, settled, hinv, np.nan, np.empty(0))
         evals += more
         if code != CONVERGED:
             return False, value, evals, np.inf
@@ -101,14 +146,36 @@ def _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value):
 
 @jit
 def _fit_from(start, hinv0, value0, grad0, st, cp, ws, reml, lower, gtol, max_iter, theta):
-    """Unbounded minimisation from `start`, made canonical, then the boundary polish."""
+    """Minimisation from `start`, made canonical, then the boundary polish.
+
+    A start whose SDs were truncated (the moment estimate at its floor, or a previous
+    method's optimum on the boundary) is settled on that boundary directly: the unbounded
+    fit would only crawl towards it first. Otherwise, and when that fails, the fit is
+    unbounded and the SDs it leaves below SNAP are settled after.
+    """
     m = theta.shape[0]
-    value, evals, pg, code = minimize(
+    evals = 0
+    truncated = _truncated(start, lower)
+    if truncated.any():
+        theta[:] = start
+        replaced, value, evals, pg = _snap_to_boundary(
+            st, cp, ws, reml, lower, gtol, max_iter, theta, np.inf, truncated, hinv0
+        )
+        if replaced:
+            return value, evals, pg, CONVERGED
+        value0 = np.nan
+    value, more, pg, code = minimize(
         start, np.full(m, -np.inf), st, cp, ws, reml, gtol, max_iter, theta, hinv0, value0, grad0
     )
+    evals += more
     canonical_theta(st, theta)
     if code == CONVERGED:
-        replaced, new_value, more, new_pg = _snap_to_boundary(st, cp, ws, reml, lower, gtol, max_iter, theta, value)
+        small = np.zeros(m, np.bool_)
+        for i in range(m):
+            small[i] = lower[i] == 0.0 and theta[i] < SNAP
+        replaced, new_value, more, new_pg = _snap_to_boundary(
+            st, cp, ws, reml, lower, gtol, max_iter, theta, value, small, hinv0
+        )
         evals += more
         if replaced:
             value, pg = new_value, new_pg
