@@ -229,7 +229,8 @@ def fit_theta_from(start, hinv0, value0, grad0, st, cp, ws, reml, lower, gtol, m
     θ is optimised without bounds: d depends on ΛΛ' only, so it is even in each column of λ,
     and a bound at 0 would be a trap — the gradient vanishes there by symmetry even where 0
     is a saddle, not a minimum. The result is made canonical (non-negative diagonal), as
-    lme4 reports it, and a singular one passes a second-order test on the boundary. When
+    lme4 reports it, and a singular one passes a second-order test on the boundary (a start
+    whose SDs were truncated is settled there first, see `_fit_from`). When
     the optimiser does not converge, lme4's identity start is tried too and the lower
     criterion wins. Returns (criterion, evaluations, gradient norm, code).
     """
